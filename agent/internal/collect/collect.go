@@ -1,0 +1,174 @@
+// Package collect runs the agent's collection cycle: it reads every power source and the
+// host's CPU counters at one instant, and turns them into energy and CPU time over the
+// interval since the previous cycle. Sources that fail are reported once, when the failure
+// starts and when it ends, never once per cycle.
+package collect
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/fleetwatt/fleetwatt/agent/internal/energy"
+	"github.com/fleetwatt/fleetwatt/agent/internal/sensor"
+	"github.com/fleetwatt/fleetwatt/agent/internal/sensor/cpustat"
+	"github.com/fleetwatt/fleetwatt/agent/internal/sysfs"
+)
+
+// Sample is what one cycle measured.
+type Sample struct {
+	// At is when the cycle read its sources; every interval in the sample ends at At.
+	At time.Time
+	// Power holds the energy of every power series since its previous reading.
+	Power []energy.Delta
+	// CPU is the CPU time since the previous cycle; nil on the first cycle.
+	CPU *CPU
+}
+
+// CPU is CPU time per mode over one interval, and since the agent started.
+type CPU struct {
+	// Start and End bound the interval.
+	Start, End time.Time
+	// All is the time per mode over the interval summed over all logical CPUs, in s.
+	All cpustat.Times
+	// PerCPU is the same per logical CPU, when per-CPU collection is on.
+	PerCPU []cpustat.CPU
+	// Since is when the agent's CPU totals start; AllTotal and PerCPUTotal count from it.
+	Since       time.Time
+	AllTotal    cpustat.Times
+	PerCPUTotal []cpustat.CPU
+}
+
+// Utilization is the busy fraction of all logical CPUs over the interval, 0..1.
+func (c *CPU) Utilization() float64 { return utilization(c.All) }
+
+func utilization(t cpustat.Times) float64 {
+	if total := t.Total(); total > 0 {
+		return t.Busy() / total
+	}
+	return 0
+}
+
+// Collector holds the state between cycles. It is not safe for concurrent use: one goroutine
+// runs the cycles.
+type Collector struct {
+	fs      sysfs.FS
+	sources []sensor.Source
+	perCPU  bool
+	log     *slog.Logger
+	now     func() time.Time
+
+	meter    *energy.Meter
+	prev     cpustat.Stat
+	prevAt   time.Time
+	haveStat bool
+	cpu      CPU // running totals
+
+	failing map[string]string // source → the error last reported
+	// ReadErrors counts failed reads of sources and of /proc/stat.
+	ReadErrors uint64
+}
+
+// Options configure a Collector.
+type Options struct {
+	// PerCPU adds CPU time per logical CPU to the host totals.
+	PerCPU bool
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// New returns a Collector reading sources and fs's /proc/stat.
+func New(fs sysfs.FS, sources []sensor.Source, opts Options, log *slog.Logger) *Collector {
+	now := opts.Now
+	if now == nil {
+		now = time.Now
+	}
+	return &Collector{
+		fs:      fs,
+		sources: sources,
+		perCPU:  opts.PerCPU,
+		log:     log,
+		now:     now,
+		meter:   energy.NewMeter(),
+		failing: make(map[string]string),
+	}
+}
+
+// Collect runs one cycle. The first cycle only sets the baselines and returns a Sample with
+// nothing in it.
+func (c *Collector) Collect(ctx context.Context) Sample {
+	at := c.now()
+	var readings []sensor.Reading
+	for _, src := range c.sources {
+		r, err := src.Read(ctx)
+		readings = append(readings, r...)
+		c.report(ctx, src.Name(), err)
+	}
+	s := Sample{At: at, Power: c.meter.Update(at, readings)}
+
+	stat, err := cpustat.Read(c.fs)
+	c.report(ctx, "cpustat", err)
+	if err != nil {
+		return s
+	}
+	if c.haveStat {
+		s.CPU = c.cpuDelta(stat, at)
+	} else {
+		c.cpu.Since = at
+	}
+	c.prev, c.prevAt, c.haveStat = stat, at, true
+	return s
+}
+
+func (c *Collector) cpuDelta(stat cpustat.Stat, at time.Time) *CPU {
+	d := &CPU{Start: c.prevAt, End: at, All: stat.All.Sub(c.prev.All), Since: c.cpu.Since}
+	c.cpu.AllTotal = add(c.cpu.AllTotal, d.All)
+	d.AllTotal = c.cpu.AllTotal
+	if c.perCPU {
+		prev := make(map[int]cpustat.Times, len(c.prev.CPUs))
+		for _, p := range c.prev.CPUs {
+			prev[p.Number] = p.Times
+		}
+		totals := make(map[int]cpustat.Times, len(c.cpu.PerCPUTotal))
+		for _, p := range c.cpu.PerCPUTotal {
+			totals[p.Number] = p.Times
+		}
+		c.cpu.PerCPUTotal = c.cpu.PerCPUTotal[:0]
+		for _, cur := range stat.CPUs {
+			p, ok := prev[cur.Number]
+			if !ok { // a CPU that came online: its first interval is its baseline
+				continue
+			}
+			delta := cpustat.CPU{Number: cur.Number, Times: cur.Times.Sub(p)}
+			d.PerCPU = append(d.PerCPU, delta)
+			c.cpu.PerCPUTotal = append(c.cpu.PerCPUTotal, cpustat.CPU{Number: cur.Number, Times: add(totals[cur.Number], delta.Times)})
+		}
+		d.PerCPUTotal = append([]cpustat.CPU(nil), c.cpu.PerCPUTotal...)
+	}
+	return d
+}
+
+func add(a, b cpustat.Times) cpustat.Times {
+	return cpustat.Times{
+		User: a.User + b.User, Nice: a.Nice + b.Nice, System: a.System + b.System,
+		Idle: a.Idle + b.Idle, IOWait: a.IOWait + b.IOWait, IRQ: a.IRQ + b.IRQ,
+		SoftIRQ: a.SoftIRQ + b.SoftIRQ, Steal: a.Steal + b.Steal,
+	}
+}
+
+// report logs a source's failure when it starts or changes, and its recovery, so a sensor that
+// fails every cycle gives one log line, not one per cycle.
+func (c *Collector) report(ctx context.Context, source string, err error) {
+	last, failing := c.failing[source]
+	switch {
+	case err == nil && failing:
+		delete(c.failing, source)
+		c.log.InfoContext(ctx, "source recovered", "source", source)
+	case err != nil:
+		c.ReadErrors++
+		if msg := err.Error(); !failing || msg != last {
+			c.failing[source] = msg
+			c.log.WarnContext(ctx, "source read failed; reported again only when the error changes", "source", source, "err", err)
+		}
+	}
+}

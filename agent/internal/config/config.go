@@ -1,0 +1,193 @@
+// Package config holds the agent's configuration: defaults, then a YAML file, then environment
+// variables, then command-line flags, each overriding the one before.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is the agent's configuration. The YAML keys are the field tags.
+type Config struct {
+	// Root is the filesystem root holding sys/ and proc/: "/" on a host, "/host" in a
+	// container that mounts the host's.
+	Root string `yaml:"root"`
+	// Endpoint is the collector's OTLP URL. Empty: OTEL_EXPORTER_OTLP_[METRICS_]ENDPOINT,
+	// else localhost.
+	Endpoint string `yaml:"endpoint"`
+	// Protocol is "grpc" or "http/protobuf".
+	Protocol string `yaml:"protocol"`
+	// Interval between collections.
+	Interval Duration `yaml:"interval"`
+	// Temporality of the counters sent: "delta" or "cumulative".
+	Temporality string `yaml:"temporality"`
+	// Region, Zone and Datacenter place the host (cloud.region, cloud.availability_zone).
+	Region     string `yaml:"region"`
+	Zone       string `yaml:"zone"`
+	Datacenter string `yaml:"datacenter"`
+	// HostName overrides the host's name.
+	HostName string `yaml:"host_name"`
+	// PerCPU adds CPU time per logical CPU (one series per CPU) to the host totals.
+	PerCPU bool `yaml:"per_cpu"`
+	// QueueBytes bounds the data kept in memory while the collector is unreachable.
+	QueueBytes int64 `yaml:"queue_bytes"`
+	// Log configures the agent's own log.
+	Log Log `yaml:"log"`
+}
+
+// Log configures logging.
+type Log struct {
+	Level  string `yaml:"level"`  // debug, info, warn, error
+	Format string `yaml:"format"` // text or json
+}
+
+// Default returns the defaults.
+func Default() Config {
+	return Config{
+		Root:        "/",
+		Protocol:    "grpc",
+		Interval:    Duration(10 * time.Second),
+		Temporality: "delta",
+		QueueBytes:  64 << 20,
+		Log:         Log{Level: "info", Format: "text"},
+	}
+}
+
+// Duration is a time.Duration written as "15s" in YAML.
+type Duration time.Duration
+
+// UnmarshalYAML parses "15s", "1m".
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	v, err := time.ParseDuration(n.Value)
+	if err != nil {
+		return fmt.Errorf("line %d: %q is not a duration such as 10s or 1m", n.Line, n.Value)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalYAML writes the duration as "15s".
+func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(), nil }
+
+// String formats like time.Duration.
+func (d Duration) String() string { return time.Duration(d).String() }
+
+// Set parses a flag value.
+func (d *Duration) Set(s string) error {
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("%q is not a duration such as 10s or 1m", s)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// Load reads the YAML file at path over the defaults. Unknown keys are errors.
+func Load(path string) (Config, error) {
+	cfg := Default()
+	if path == "" {
+		return cfg, nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return cfg, fmt.Errorf("read config: %w", err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
+		return cfg, fmt.Errorf("config %s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// ApplyEnv applies environment variables: FLEETWATT_<KEY> for every key (FLEETWATT_ENDPOINT,
+// FLEETWATT_REGION, ...), and the standard OTEL_EXPORTER_OTLP_[METRICS_]PROTOCOL and
+// OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE when the FLEETWATT_ ones are unset.
+func (c *Config) ApplyEnv(getenv func(string) string) error {
+	str := func(dst *string, keys ...string) {
+		for _, k := range keys {
+			if v := getenv(k); v != "" {
+				*dst = v
+				return
+			}
+		}
+	}
+	str(&c.Root, "FLEETWATT_ROOT")
+	str(&c.Endpoint, "FLEETWATT_ENDPOINT")
+	str(&c.Protocol, "FLEETWATT_PROTOCOL", "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL")
+	var pref string
+	str(&pref, "FLEETWATT_TEMPORALITY", "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE")
+	if pref != "" {
+		// "lowmemory" asks for delta counters, which is what it means for our instruments.
+		c.Temporality = strings.Replace(strings.ToLower(pref), "lowmemory", "delta", 1)
+	}
+	str(&c.Region, "FLEETWATT_REGION")
+	str(&c.Zone, "FLEETWATT_ZONE")
+	str(&c.Datacenter, "FLEETWATT_DATACENTER")
+	str(&c.HostName, "FLEETWATT_HOST_NAME")
+	str(&c.Log.Level, "FLEETWATT_LOG_LEVEL")
+	str(&c.Log.Format, "FLEETWATT_LOG_FORMAT")
+	var errs []error
+	if v := getenv("FLEETWATT_INTERVAL"); v != "" {
+		if err := c.Interval.Set(v); err != nil {
+			errs = append(errs, fmt.Errorf("FLEETWATT_INTERVAL: %w", err))
+		}
+	}
+	if v := getenv("FLEETWATT_PER_CPU"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("FLEETWATT_PER_CPU: %q is not true or false", v))
+		}
+		c.PerCPU = b
+	}
+	if v := getenv("FLEETWATT_QUEUE_BYTES"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("FLEETWATT_QUEUE_BYTES: %q is not a number of bytes", v))
+		}
+		c.QueueBytes = n
+	}
+	return errors.Join(errs...)
+}
+
+// Validate returns every problem, each prefixed by its YAML key.
+func (c *Config) Validate() error {
+	var errs []error
+	add := func(key, format string, a ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, a...)))
+	}
+	if c.Root == "" {
+		add("root", "must not be empty (use / for this host)")
+	} else if st, err := os.Stat(c.Root); err != nil || !st.IsDir() {
+		add("root", "%q is not a directory", c.Root)
+	}
+	if c.Protocol != "grpc" && c.Protocol != "http/protobuf" {
+		add("protocol", "%q: want grpc or http/protobuf", c.Protocol)
+	}
+	if time.Duration(c.Interval) < 100*time.Millisecond {
+		add("interval", "%s is too short: at least 100ms (10s is the usual)", c.Interval)
+	}
+	if c.Temporality != "delta" && c.Temporality != "cumulative" {
+		add("temporality", "%q: want delta or cumulative", c.Temporality)
+	}
+	if c.QueueBytes < 1<<20 {
+		add("queue_bytes", "%d is below 1 MiB", c.QueueBytes)
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		add("log.level", "%q: want debug, info, warn or error", c.Log.Level)
+	}
+	if c.Log.Format != "text" && c.Log.Format != "json" {
+		add("log.format", "%q: want text or json", c.Log.Format)
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,155 @@
+// Package export turns collection samples into OpenTelemetry metric data and sends them over
+// OTLP (gRPC or HTTP/protobuf) with the OpenTelemetry Go SDK's exporters.
+//
+// The agent builds the SDK's metricdata itself rather than recording through Meter
+// instruments: the data then carries the exact instants at which the sensors were read
+// (StartTime = the previous reading, Time = this one), every metric of a cycle shares one
+// timestamp (so the collector stores them as one point), and the simulator can send data for
+// past times through the very same path. Failed exports wait in a bounded queue and are sent
+// again, oldest first, when the collector answers.
+package export
+
+import (
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/sdk/instrumentation"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+	"go.opentelemetry.io/otel/sdk/resource"
+
+	"github.com/fleetwatt/fleetwatt/agent/internal/collect"
+	"github.com/fleetwatt/fleetwatt/agent/internal/energy"
+	"github.com/fleetwatt/fleetwatt/agent/internal/sensor/cpustat"
+	"github.com/fleetwatt/fleetwatt/internal/semconv"
+)
+
+// Builder turns samples into ResourceMetrics for one host.
+type Builder struct {
+	res         *resource.Resource
+	scope       instrumentation.Scope
+	temporality metricdata.Temporality
+}
+
+// NewBuilder returns a Builder for the host described by res. Counters are sent with
+// temporality (metricdata.DeltaTemporality or CumulativeTemporality).
+func NewBuilder(res *resource.Resource, version string, temporality metricdata.Temporality) *Builder {
+	return &Builder{
+		res:         res,
+		scope:       instrumentation.Scope{Name: semconv.InstrumentationScope, Version: version, SchemaURL: semconv.SchemaURL},
+		temporality: temporality,
+	}
+}
+
+// Build returns the metrics of one sample, or nil when the sample holds nothing.
+func (b *Builder) Build(s collect.Sample) *metricdata.ResourceMetrics {
+	var metrics []metricdata.Metrics
+	if len(s.Power) > 0 {
+		metrics = append(metrics, b.energy(s), power(s))
+	}
+	if s.CPU != nil {
+		metrics = append(metrics, b.cpuTime(s.CPU), cpuUtilization(s.CPU))
+	}
+	if len(metrics) == 0 {
+		return nil
+	}
+	return &metricdata.ResourceMetrics{
+		Resource:     b.res,
+		ScopeMetrics: []metricdata.ScopeMetrics{{Scope: b.scope, Metrics: metrics}},
+	}
+}
+
+func powerAttrs(d *energy.Delta) attribute.Set {
+	r := d.Reading
+	return attribute.NewSet(
+		attribute.String(semconv.AttrHwID, r.ID),
+		attribute.String(semconv.AttrHwName, r.Name),
+		attribute.String(semconv.AttrHwType, r.Scope.HwType()),
+		attribute.String(semconv.AttrSource, r.Source),
+		attribute.String(semconv.AttrScope, string(r.Scope)),
+		attribute.String(semconv.AttrMethod, r.Method()),
+	)
+}
+
+func (b *Builder) energy(s collect.Sample) metricdata.Metrics {
+	points := make([]metricdata.DataPoint[float64], len(s.Power))
+	for i := range s.Power {
+		d := &s.Power[i]
+		p := metricdata.DataPoint[float64]{Attributes: powerAttrs(d), StartTime: d.Start, Time: d.End, Value: d.Joules}
+		if b.temporality == metricdata.CumulativeTemporality {
+			p.StartTime, p.Value = d.Since, d.TotalJ
+		}
+		points[i] = p
+	}
+	return metricdata.Metrics{
+		Name:        semconv.MetricEnergy,
+		Description: "Energy consumed by the component, as its sensor measured it",
+		Unit:        semconv.UnitJoule,
+		Data:        metricdata.Sum[float64]{DataPoints: points, Temporality: b.temporality, IsMonotonic: true},
+	}
+}
+
+func power(s collect.Sample) metricdata.Metrics {
+	points := make([]metricdata.DataPoint[float64], len(s.Power))
+	for i := range s.Power {
+		d := &s.Power[i]
+		points[i] = metricdata.DataPoint[float64]{Attributes: powerAttrs(d), StartTime: d.Start, Time: d.End, Value: d.Watts()}
+	}
+	return metricdata.Metrics{
+		Name:        semconv.MetricPower,
+		Description: "Average power of the component over the collection interval",
+		Unit:        semconv.UnitWatt,
+		Data:        metricdata.Gauge[float64]{DataPoints: points},
+	}
+}
+
+var modeAttrs = func() [7]attribute.KeyValue {
+	var kv [7]attribute.KeyValue
+	for i, m := range semconv.CPUModes {
+		kv[i] = attribute.String(semconv.AttrCPUMode, m)
+	}
+	return kv
+}()
+
+func (b *Builder) cpuTime(c *collect.CPU) metricdata.Metrics {
+	all, perCPU, start := c.All, c.PerCPU, c.Start
+	if b.temporality == metricdata.CumulativeTemporality {
+		all, perCPU, start = c.AllTotal, c.PerCPUTotal, c.Since
+	}
+	points := make([]metricdata.DataPoint[float64], 0, 7*(1+len(perCPU)))
+	appendModes := func(t cpustat.Times, extra ...attribute.KeyValue) {
+		for i, v := range t.Modes() {
+			points = append(points, metricdata.DataPoint[float64]{
+				Attributes: attribute.NewSet(append(extra, modeAttrs[i])...),
+				StartTime:  start, Time: c.End, Value: v,
+			})
+		}
+	}
+	appendModes(all)
+	for _, p := range perCPU {
+		appendModes(p.Times, attribute.Int(semconv.AttrCPUNumber, p.Number))
+	}
+	return metricdata.Metrics{
+		Name:        semconv.MetricCPUTime,
+		Description: "CPU time spent in each mode, all logical CPUs together unless cpu.logical_number is set",
+		Unit:        semconv.UnitSecond,
+		Data:        metricdata.Sum[float64]{DataPoints: points, Temporality: b.temporality, IsMonotonic: true},
+	}
+}
+
+func cpuUtilization(c *collect.CPU) metricdata.Metrics {
+	points := []metricdata.DataPoint[float64]{{StartTime: c.Start, Time: c.End, Value: c.Utilization()}}
+	for _, p := range c.PerCPU {
+		u := 0.0
+		if total := p.Total(); total > 0 {
+			u = p.Busy() / total
+		}
+		points = append(points, metricdata.DataPoint[float64]{
+			Attributes: attribute.NewSet(attribute.Int(semconv.AttrCPUNumber, p.Number)),
+			StartTime:  c.Start, Time: c.End, Value: u,
+		})
+	}
+	return metricdata.Metrics{
+		Name:        semconv.MetricCPUUtilization,
+		Description: "Busy fraction (every mode but idle and iowait) of the logical CPUs over the collection interval",
+		Unit:        semconv.UnitRatio,
+		Data:        metricdata.Gauge[float64]{DataPoints: points},
+	}
+}

@@ -1,0 +1,133 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime"
+	"sync"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+	"go.opentelemetry.io/otel/sdk/resource"
+
+	"github.com/fleetwatt/fleetwatt/agent/internal/collect"
+	"github.com/fleetwatt/fleetwatt/agent/internal/config"
+	"github.com/fleetwatt/fleetwatt/agent/internal/export"
+	"github.com/fleetwatt/fleetwatt/agent/internal/identity"
+	"github.com/fleetwatt/fleetwatt/agent/internal/sensor"
+	"github.com/fleetwatt/fleetwatt/agent/internal/sensor/registry"
+	"github.com/fleetwatt/fleetwatt/agent/internal/sysfs"
+	"github.com/fleetwatt/fleetwatt/internal/semconv"
+)
+
+// shutdownTimeout bounds the final flush to the collector.
+const shutdownTimeout = 15 * time.Second
+
+// run collects and sends every cfg.Interval until ctx ends, then sends what is left.
+func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
+	fs := sysfs.New(cfg.Root)
+	host, err := detectHost(ctx, fs, cfg)
+	if err != nil {
+		return err
+	}
+	log.Info("fleetwatt-agent starting", "version", version, "host", host.Name, "arch", host.Arch,
+		"cpu_model", host.CPUModel, "sockets", host.Sockets, "logical_cpus", host.LogicalCPUs,
+		"region", cfg.Region, "root", cfg.Root, "interval", cfg.Interval.String())
+
+	sources, missing := registry.Open(fs)
+	logSources(log, sources, missing)
+
+	exp, err := export.NewExporter(ctx, export.Options{Endpoint: cfg.Endpoint, Protocol: cfg.Protocol})
+	if err != nil {
+		return fmt.Errorf("exporter: %w", err)
+	}
+	temporality := metricdata.DeltaTemporality
+	if cfg.Temporality == "cumulative" {
+		temporality = metricdata.CumulativeTemporality
+	}
+	builder := export.NewBuilder(newResource(host, cfg), version, temporality)
+	sender := export.NewSender(exp, cfg.QueueBytes, log.With("component", "export"))
+	coll := collect.New(fs, sources, collect.Options{PerCPU: cfg.PerCPU}, log.With("component", "collect"))
+
+	sendCtx, stopSending := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() { sender.Run(sendCtx) })
+
+	coll.Collect(ctx) // the baseline: counters are only meaningful as differences
+	ticker := time.NewTicker(time.Duration(cfg.Interval))
+	defer ticker.Stop()
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			break loop
+		case <-ticker.C:
+			sender.Enqueue(builder.Build(coll.Collect(ctx)))
+		}
+	}
+
+	// The interval since the last tick is measured too, then everything queued is sent.
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
+	defer cancel()
+	sender.Enqueue(builder.Build(coll.Collect(shutdownCtx)))
+	stopSending()
+	wg.Wait()
+	err = sender.Shutdown(shutdownCtx)
+	st := sender.Stats()
+	log.Info("fleetwatt-agent stopped", "sent_batches", st.Sent, "failed_exports", st.Failed,
+		"dropped_batches", st.Dropped, "dropped_points", st.DroppedPoints, "read_errors", coll.ReadErrors)
+	return err
+}
+
+// detectHost identifies the host and applies the configured name.
+func detectHost(ctx context.Context, fs sysfs.FS, cfg config.Config) (identity.Host, error) {
+	host, err := identity.Detect(ctx, fs)
+	if err != nil {
+		return host, fmt.Errorf("identify host under %s: %w", fs.Root(), err)
+	}
+	if cfg.HostName != "" {
+		host.Name = cfg.HostName
+	}
+	return host, nil
+}
+
+// newResource describes the host with OpenTelemetry resource attributes.
+func newResource(host identity.Host, cfg config.Config) *resource.Resource {
+	attrs := append(host.Attributes(),
+		attribute.String(semconv.AttrServiceName, "fleetwatt-agent"),
+		attribute.String(semconv.AttrServiceVersion, version),
+		attribute.String(semconv.AttrOSType, runtime.GOOS),
+		attribute.Float64(semconv.AttrAgentInterval, time.Duration(cfg.Interval).Seconds()),
+	)
+	for _, kv := range []struct{ key, value string }{
+		{semconv.AttrCloudRegion, cfg.Region},
+		{semconv.AttrCloudZone, cfg.Zone},
+		{semconv.AttrDatacenter, cfg.Datacenter},
+	} {
+		if kv.value != "" {
+			attrs = append(attrs, attribute.String(kv.key, kv.value))
+		}
+	}
+	return resource.NewWithAttributes(semconv.SchemaURL, attrs...)
+}
+
+// logSources says once, at start, which power sources were found and which were not, and why.
+func logSources(log *slog.Logger, sources []sensor.Source, missing []registry.Missing) {
+	for _, s := range sources {
+		log.Info("power source found", "source", s.Name())
+	}
+	for _, m := range missing {
+		level := slog.LevelInfo
+		if !errors.Is(m.Err, sensor.ErrNotFound) {
+			level = slog.LevelWarn // present but unreadable: the operator can fix it
+		}
+		log.Log(context.Background(), level, "power source not available", "source", m.Source, "reason", m.Err)
+	}
+	if len(sources) == 0 {
+		log.Warn("no power source on this host: sending CPU time only, no power; " +
+			"`fleetwatt-agent doctor` shows what was looked for")
+	}
+}

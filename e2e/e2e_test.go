@@ -1,0 +1,263 @@
+// Package e2e runs fleetwatt as a user would: the real agent binary against a fixture tree of
+// a real machine whose energy counters and CPU times the test advances at known rates, the
+// real collector binary, and a real InfluxDB; then it checks that what InfluxDB holds equals
+// the truth.
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"math"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/fleetwatt/fleetwatt/agent/internal/fixture"
+	"github.com/fleetwatt/fleetwatt/internal/influxtest"
+)
+
+// binaries builds fleetwatt-agent and fleetwatt-collector once for the package.
+var binaries = sync.OnceValues(func() (string, error) {
+	dir, err := os.MkdirTemp("", "fleetwatt-e2e-bin-")
+	if err != nil {
+		return "", err
+	}
+	for _, b := range []struct{ name, pkg string }{
+		{"fleetwatt-agent", "github.com/fleetwatt/fleetwatt/agent"},
+		{"fleetwatt-collector", "github.com/fleetwatt/fleetwatt/collector"},
+	} {
+		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, b.name), b.pkg)
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return "", fmt.Errorf("go build %s: %w\n%s", b.pkg, err, out)
+		}
+	}
+	return dir, nil
+})
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if dir, err := binaries(); err == nil {
+		os.RemoveAll(dir)
+	}
+	os.Exit(code)
+}
+
+func binary(t *testing.T, name string) string {
+	t.Helper()
+	dir, err := binaries()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return filepath.Join(dir, name)
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// process is a started binary whose output is kept for the failure message.
+type process struct {
+	cmd  *exec.Cmd
+	out  *syncBuffer
+	done chan error
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func start(t *testing.T, bin string, args ...string) *process {
+	t.Helper()
+	p := &process{cmd: exec.Command(bin, args...), out: &syncBuffer{}, done: make(chan error, 1)}
+	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := p.cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", bin, err)
+	}
+	go func() { p.done <- p.cmd.Wait() }()
+	t.Cleanup(func() {
+		if p.cmd.ProcessState == nil {
+			_ = p.cmd.Process.Kill()
+			<-p.done
+		}
+		if t.Failed() {
+			t.Logf("output of %s:\n%s", filepath.Base(bin), p.out)
+		}
+	})
+	return p
+}
+
+// stop sends SIGTERM and waits for a clean exit.
+func (p *process) stop(t *testing.T) {
+	t.Helper()
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-p.done:
+		if err != nil {
+			t.Errorf("%s exited with %v", p.cmd.Path, err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Errorf("%s did not stop within 30s of SIGTERM", p.cmd.Path)
+	}
+}
+
+// startCollector starts the collector writing into s and waits until it is ready.
+func startCollector(t *testing.T, s *influxtest.Server) (grpcAddr, httpAddr string, p *process) {
+	t.Helper()
+	grpcAddr, httpAddr, listen := freeAddr(t), freeAddr(t), freeAddr(t)
+	p = start(t, binary(t, "fleetwatt-collector"),
+		"--influx-url", s.URL, "--influx-bucket", s.Bucket(),
+		"--otlp-grpc", grpcAddr, "--otlp-http", httpAddr, "--listen", listen)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get("http://" + listen + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return grpcAddr, httpAddr, p
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("collector not ready within 30s: %v\n%s", err, p.out)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// machine advances a fixture tree's RAPL counters and /proc/stat at known rates.
+type machine struct {
+	root  string
+	watts map[string]float64 // zone directory (below sys/class/powercap) → W
+	busy  float64            // busy fraction of every CPU
+	cpus  int
+	stat  []string // /proc/stat lines after the CPU lines
+	base  map[string]uint64
+	t0    time.Time
+}
+
+func newMachine(t *testing.T, name string, watts map[string]float64, busy float64) *machine {
+	t.Helper()
+	m := &machine{root: fixture.Copy(t, name), watts: watts, busy: busy, base: map[string]uint64{}}
+	for zone := range watts {
+		b, err := os.ReadFile(filepath.Join(m.root, "sys/class/powercap", zone, "energy_uj"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var v uint64
+		if _, err := fmt.Sscan(string(b), &v); err != nil {
+			t.Fatalf("%s energy_uj: %v", zone, err)
+		}
+		m.base[zone] = v
+	}
+	f, err := os.Open(filepath.Join(m.root, "proc/stat"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := sc.Text()
+		switch {
+		case strings.HasPrefix(line, "cpu "):
+		case strings.HasPrefix(line, "cpu"):
+			m.cpus++
+		default:
+			m.stat = append(m.stat, line)
+		}
+	}
+	if m.cpus == 0 {
+		t.Fatal("fixture /proc/stat has no cpuN lines")
+	}
+	return m
+}
+
+// write sets every counter to its value at time now.
+func (m *machine) write(now time.Time) error {
+	elapsed := now.Sub(m.t0).Seconds()
+	for zone, w := range m.watts {
+		v := m.base[zone] + uint64(w*elapsed*1e6)
+		if err := fixture.WriteFile(m.root, filepath.Join("sys/class/powercap", zone, "energy_uj"), fmt.Appendf(nil, "%d\n", v)); err != nil {
+			return err
+		}
+	}
+	// USER_HZ is 100: ticks since boot (1000 s before t0). Each CPU gets a different phase so
+	// that rounding to whole ticks averages out over the CPUs instead of adding up.
+	ticks := (1000 + elapsed) * 100
+	var all [3]uint64
+	lines := make([]string, m.cpus)
+	for i := range m.cpus {
+		phase := float64(i) / float64(m.cpus)
+		user := uint64(ticks*m.busy*0.8 + phase)
+		system := uint64(ticks*m.busy*0.2 + phase)
+		idle := uint64(ticks+phase) - user - system
+		all[0], all[1], all[2] = all[0]+user, all[1]+system, all[2]+idle
+		lines[i] = fmt.Sprintf("cpu%d %d 0 %d %d 0 0 0 0 0 0\n", i, user, system, idle)
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "cpu  %d 0 %d %d 0 0 0 0 0 0\n", all[0], all[1], all[2])
+	for _, l := range lines {
+		b.WriteString(l)
+	}
+	for _, l := range m.stat {
+		b.WriteString(l + "\n")
+	}
+	return fixture.WriteFile(m.root, "proc/stat", []byte(b.String()))
+}
+
+// run advances the counters every millisecond until ctx ends.
+func (m *machine) run(ctx context.Context, t *testing.T) *sync.WaitGroup {
+	m.t0 = time.Now()
+	if err := m.write(m.t0); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		runtime.LockOSThread()
+		tick := time.NewTicker(time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case now := <-tick.C:
+				if err := m.write(now); err != nil {
+					t.Errorf("advance counters: %v", err)
+					return
+				}
+			}
+		}
+	})
+	return &wg
+}
+
+func near(got, want, rel float64) bool { return math.Abs(got-want) <= rel*math.Abs(want) }

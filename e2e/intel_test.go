@@ -1,0 +1,177 @@
+package e2e
+
+import (
+	"context"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/fleetwatt/fleetwatt/internal/influxtest"
+)
+
+// TestIntelServerEndToEnd runs the agent against the 2-socket Intel fixture (psys between the
+// sockets, an MMIO duplicate of package-0) while the test advances the RAPL counters and
+// /proc/stat at known rates, once over OTLP/gRPC and once over OTLP/HTTP, through the real
+// collector into a real InfluxDB, and checks the stored watts, joules, utilization and tags
+// against the truth within 1%.
+func TestIntelServerEndToEnd(t *testing.T) {
+	s := influxtest.Start(t)
+	grpcAddr, httpAddr, collector := startCollector(t, s)
+
+	// Zone directory → W. intel-rapl:1 is psys (platform), intel-rapl:2 is package-1.
+	watts := map[string]float64{
+		"intel-rapl:0":   85,  // package-0
+		"intel-rapl:0:0": 12,  // dram of socket 0
+		"intel-rapl:1":   230, // psys
+		"intel-rapl:2":   70,  // package-1
+		"intel-rapl:2:0": 9.5, // dram of socket 1
+	}
+	want := map[string]sensorTruth{
+		"package-0": {"cpu-package", 85},
+		"dram-0":    {"dram", 12},
+		"psys":      {"platform", 230},
+		"package-1": {"cpu-package", 70},
+		"dram-1":    {"dram", 9.5},
+	}
+	const busy = 0.375
+	agents := []struct{ host, protocol, endpoint string }{
+		{"e2e-intel-grpc", "grpc", "http://" + grpcAddr},
+		{"e2e-intel-http", "http/protobuf", "http://" + httpAddr},
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var procs []*process
+	var cpus int
+	for _, a := range agents {
+		m := newMachine(t, "intel-xeon-2s", watts, busy)
+		wg := m.run(ctx, t)
+		defer wg.Wait()
+		cpus = m.cpus
+		procs = append(procs, start(t, binary(t, "fleetwatt-agent"),
+			"--root", m.root, "--endpoint", a.endpoint, "--protocol", a.protocol,
+			"--interval", "2s", "--region", "cn-hangzhou", "--zone", "cn-hangzhou-h",
+			"--host-name", a.host))
+	}
+	time.Sleep(9 * time.Second) // four full intervals, then a partial one at shutdown
+	for _, p := range procs {
+		p.stop(t) // flushes the last, partial interval
+	}
+	cancel()
+	collector.stop(t) // every acknowledged batch is in InfluxDB by now
+
+	for _, a := range agents {
+		t.Run(a.protocol, func(t *testing.T) {
+			checkPower(t, s, a.host, want)
+			checkCPU(t, s, a.host, busy, cpus)
+			checkTags(t, s, a.host, map[string]string{
+				"host":       a.host,
+				"arch":       runtime.GOARCH,
+				"cpu_vendor": "GenuineIntel",
+				"cpu_model":  "Intel(R) Xeon(R) Gold 6338 CPU @ 2.00GHz",
+				"region":     "cn-hangzhou",
+				"zone":       "cn-hangzhou-h",
+				"source":     "rapl",
+				"scope":      "cpu-package",
+				"method":     "measured",
+				"sensor":     "package-0",
+			})
+			checkHost(t, s, a.host, 2, cpus)
+		})
+	}
+}
+
+type sensorTruth struct {
+	scope string
+	watts float64
+}
+
+func checkPower(t *testing.T, s *influxtest.Server, host string, want map[string]sensorTruth) {
+	t.Helper()
+	series := s.Query(t, `SELECT energy_j, interval_s, power_w FROM power WHERE host = '`+host+`' GROUP BY sensor, scope`)
+	got := map[string]bool{}
+	for _, ser := range series {
+		sensor := ser.Tags["sensor"]
+		got[sensor] = true
+		truth, ok := want[sensor]
+		if !ok {
+			t.Errorf("unexpected sensor %q (scope %q) stored", sensor, ser.Tags["scope"])
+			continue
+		}
+		if ser.Tags["scope"] != truth.scope {
+			t.Errorf("%s: scope %q, want %q", sensor, ser.Tags["scope"], truth.scope)
+		}
+		rows := ser.Rows()
+		if len(rows) < 4 {
+			t.Errorf("%s: %d points, want at least 4", sensor, len(rows))
+		}
+		var sumJ, sumS float64
+		for _, r := range rows {
+			j, sec, w := r["energy_j"].(float64), r["interval_s"].(float64), r["power_w"].(float64)
+			sumJ, sumS = sumJ+j, sumS+sec
+			if !near(w, truth.watts, 0.01) {
+				t.Errorf("%s at %v: power_w %.3f W, want %.3f ± 1%%", sensor, r["time"], w, truth.watts)
+			}
+			if !near(j, truth.watts*sec, 0.01) {
+				t.Errorf("%s at %v: energy_j %.3f J over %.3f s, want %.3f ± 1%%", sensor, r["time"], j, sec, truth.watts*sec)
+			}
+		}
+		if !near(sumJ, truth.watts*sumS, 0.005) {
+			t.Errorf("%s: %.2f J over %.3f s stored, want %.2f ± 0.5%%", sensor, sumJ, sumS, truth.watts*sumS)
+		}
+	}
+	for sensor := range want {
+		if !got[sensor] {
+			t.Errorf("sensor %s: no points stored", sensor)
+		}
+	}
+}
+
+func checkCPU(t *testing.T, s *influxtest.Server, host string, busy float64, cpus int) {
+	t.Helper()
+	series := s.Query(t, `SELECT busy_s, total_s, interval_s, utilization FROM cpu WHERE host = '`+host+`'`)
+	if len(series) != 1 {
+		t.Fatalf("cpu: %d series, want 1", len(series))
+	}
+	rows := series[0].Rows()
+	if len(rows) < 4 {
+		t.Errorf("cpu: %d points, want at least 4", len(rows))
+	}
+	for _, r := range rows {
+		b, tot, sec, u := r["busy_s"].(float64), r["total_s"].(float64), r["interval_s"].(float64), r["utilization"].(float64)
+		if !near(b/tot, busy, 0.01) {
+			t.Errorf("cpu at %v: busy_s/total_s = %.4f, want %.4f ± 1%%", r["time"], b/tot, busy)
+		}
+		if !near(u, busy, 0.01) {
+			t.Errorf("cpu at %v: utilization %.4f, want %.4f ± 1%%", r["time"], u, busy)
+		}
+		if !near(tot/sec, float64(cpus), 0.01) {
+			t.Errorf("cpu at %v: total_s/interval_s = %.3f CPUs, want %d ± 1%%", r["time"], tot/sec, cpus)
+		}
+	}
+}
+
+func checkTags(t *testing.T, s *influxtest.Server, host string, want map[string]string) {
+	t.Helper()
+	series := s.Query(t, `SELECT last(power_w) FROM power WHERE host = '`+host+`' AND sensor = 'package-0' GROUP BY *`)
+	if len(series) != 1 {
+		t.Fatalf("package-0: %d series, want 1", len(series))
+	}
+	if diff := cmp.Diff(want, series[0].Tags); diff != "" {
+		t.Errorf("tags of package-0 (-want +got):\n%s", diff)
+	}
+}
+
+func checkHost(t *testing.T, s *influxtest.Server, host string, sockets, cpus int) {
+	t.Helper()
+	series := s.Query(t, `SELECT last(sockets) AS sockets, last(logical_cpus) AS cpus FROM host WHERE host = '`+host+`'`)
+	if len(series) != 1 {
+		t.Fatalf("host: %d series, want 1", len(series))
+	}
+	r := series[0].Rows()[0]
+	if r["sockets"] != float64(sockets) || r["cpus"] != float64(cpus) {
+		t.Errorf("host: sockets %v logical_cpus %v, want %d and %d", r["sockets"], r["cpus"], sockets, cpus)
+	}
+}

@@ -1,0 +1,78 @@
+package semconv
+
+// The InfluxDB schema: measurements, tags and fields the collector writes and the queries read.
+// docs/schema.md explains each one.
+
+// Measurements.
+const (
+	// MeasurementPower holds one point per power sensor per interval: FieldEnergy,
+	// FieldInterval and FieldPower from a delta hw.energy, FieldEnergyTotal from a cumulative
+	// one, and FieldPower from hw.power (the agent sends both at the same timestamp, so they
+	// land in one point).
+	MeasurementPower = "power"
+	// MeasurementCPU holds one point per host (or logical CPU) per interval from
+	// system.cpu.time: FieldBusy, FieldTotal, FieldInterval, one "<mode>_s" field per mode, and
+	// FieldUtilization from system.cpu.utilization.
+	MeasurementCPU = "cpu"
+	// MeasurementHost holds one point per host per OTLP export: its identity facts as fields.
+	MeasurementHost = "host"
+)
+
+// Tag keys. Every tag is bounded: host by the fleet, cpu by the cores of a host, the others by
+// small vocabularies.
+const (
+	TagHost       = "host"
+	TagArch       = "arch"
+	TagCPUVendor  = "cpu_vendor"
+	TagCPUModel   = "cpu_model"
+	TagRegion     = "region"
+	TagZone       = "zone"
+	TagDatacenter = "datacenter"
+	TagSource     = "source"
+	TagScope      = "scope"
+	TagMethod     = "method"
+	TagSensor     = "sensor"
+	TagCPU        = "cpu"
+)
+
+// ResourceTags maps resource attributes to the tags every fleetwatt point carries.
+var ResourceTags = []struct{ Attr, Tag string }{
+	{AttrHostName, TagHost},
+	{AttrHostArch, TagArch},
+	{AttrHostCPUVendor, TagCPUVendor},
+	{AttrHostCPUModel, TagCPUModel},
+	{AttrCloudRegion, TagRegion},
+	{AttrCloudZone, TagZone},
+	{AttrDatacenter, TagDatacenter},
+}
+
+// PowerTags maps hw.energy and hw.power data point attributes to tags.
+var PowerTags = []struct{ Attr, Tag string }{
+	{AttrSource, TagSource},
+	{AttrScope, TagScope},
+	{AttrMethod, TagMethod},
+	{AttrHwID, TagSensor},
+}
+
+// Field keys.
+const (
+	FieldEnergy      = "energy_j"       // J over the interval (delta)
+	FieldEnergyTotal = "energy_total_j" // J since the sender's start time (cumulative senders)
+	FieldInterval    = "interval_s"     // s covered by the point (end − start)
+	FieldPower       = "power_w"        // W, energy_j / interval_s, or hw.power as sent
+
+	FieldBusy        = "busy_s"      // busy CPU-seconds over the interval, all CPUs
+	FieldTotal       = "total_s"     // CPU-seconds of all modes over the interval
+	FieldUtilization = "utilization" // 0..1, from system.cpu.utilization
+
+	FieldSockets     = "sockets"
+	FieldCores       = "cores"
+	FieldLogicalCPUs = "logical_cpus"
+	FieldSysVendor   = "sys_vendor"
+	FieldProduct     = "product_name"
+	FieldAgent       = "agent_version"
+	FieldIntervalCfg = "collect_interval_s"
+)
+
+// ModeField is the cpu measurement's field for time spent in mode ("user_s").
+func ModeField(mode string) string { return mode + "_s" }

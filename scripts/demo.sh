@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# The README's run command (`make demo`): start InfluxDB, the collector and an agent for this
+# host, show what the agent finds and what arrives in InfluxDB, then keep running until Ctrl-C.
+# Everything runs on loopback; data and logs go to .run/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+arch=$(go env GOARCH)
+bin=bin/linux-$arch
+run=.run
+influx_port=${FLEETWATT_DEMO_INFLUX_PORT:-8086}
+influx_url=http://127.0.0.1:$influx_port
+interval=${FLEETWATT_DEMO_INTERVAL:-5s}
+mkdir -p "$run/influxdb" "$run/log"
+
+pids=()
+cleanup() {
+  echo
+  echo "stopping..."
+  for ((i=${#pids[@]}-1; i>=0; i--)); do kill -TERM "${pids[i]}" 2>/dev/null || true; wait "${pids[i]}" 2>/dev/null || true; done
+  echo "stopped; data and logs are in $run/"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+wait_for() { # url what
+  for _ in $(seq 1 300); do
+    if curl -fsS -o /dev/null "$1" 2>/dev/null; then return 0; fi
+    sleep 0.2
+  done
+  echo "$2 did not come up; see $run/log/" >&2
+  exit 1
+}
+
+if curl -fsS -o /dev/null "$influx_url/ping" 2>/dev/null; then
+  echo "== something already answers on $influx_url: set FLEETWATT_DEMO_INFLUX_PORT to another port" >&2
+  exit 1
+fi
+
+echo "== InfluxDB $influx_url (influxd 1.8.10, data in $run/influxdb)"
+cat > "$run/influxdb/influxdb.conf" <<CONF
+reporting-disabled = true
+bind-address = "127.0.0.1:$((influx_port + 2))"
+[meta]
+  dir = "$PWD/$run/influxdb/meta"
+[data]
+  dir = "$PWD/$run/influxdb/data"
+  wal-dir = "$PWD/$run/influxdb/wal"
+  query-log-enabled = false
+[monitor]
+  store-enabled = false
+[http]
+  bind-address = "127.0.0.1:$influx_port"
+  log-enabled = false
+  flux-enabled = true
+CONF
+.tools/bin/influxd run -config "$run/influxdb/influxdb.conf" >"$run/log/influxd.log" 2>&1 &
+pids+=($!)
+wait_for "$influx_url/ping" "influxd"
+curl -fsS -XPOST "$influx_url/query" --data-urlencode 'q=CREATE DATABASE fleetwatt' >/dev/null
+
+echo "== fleetwatt-collector: OTLP on :4317 (gRPC) and :4318 (HTTP), health on :8090"
+"$bin/fleetwatt-collector" --influx-url "$influx_url" --influx-bucket fleetwatt/autogen \
+  --otlp-grpc 127.0.0.1:4317 --otlp-http 127.0.0.1:4318 --listen 127.0.0.1:8090 \
+  >"$run/log/collector.log" 2>&1 &
+pids+=($!)
+wait_for http://127.0.0.1:8090/readyz "fleetwatt-collector"
+
+echo "== fleetwatt-agent doctor: what this host offers"
+"$bin/fleetwatt-agent" doctor
+echo
+
+echo "== fleetwatt-agent for this host, every $interval"
+"$bin/fleetwatt-agent" --endpoint http://127.0.0.1:4317 --interval "$interval" \
+  --region "${FLEETWATT_REGION:-local}" >"$run/log/agent.log" 2>&1 &
+pids+=($!)
+
+echo "   waiting for three intervals of data..."
+sleep "$(( 3 * ${interval%s} + 1 ))"
+echo
+echo "== what InfluxDB holds (fleetwatt-collector status)"
+"$bin/fleetwatt-collector" status --influx-url "$influx_url" --influx-bucket fleetwatt/autogen --since 5m
+echo
+echo "Running. InfluxDB $influx_url (database fleetwatt), collector health http://127.0.0.1:8090/readyz,"
+echo "logs in $run/log/. Ctrl-C stops everything."
+wait
