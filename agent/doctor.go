@@ -32,6 +32,9 @@ func doctor(ctx context.Context, cfg config.Config, w io.Writer) error {
 	if host.SysVendor != "" || host.Product != "" {
 		fmt.Fprintf(w, "system       %s %s\n", host.SysVendor, host.Product)
 	}
+	if host.Virtual {
+		fmt.Fprintln(w, "virtual      yes: the CPU reports a hypervisor; a VM has no power sensors of its own")
+	}
 
 	sources, missing := registry.Open(fs)
 	coll := collect.New(fs, sources, collect.Options{}, slog.New(slog.NewTextHandler(io.Discard, nil)))

@@ -38,7 +38,7 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		"region", cfg.Region, "root", cfg.Root, "interval", cfg.Interval.String())
 
 	sources, missing := registry.Open(fs)
-	logSources(log, sources, missing)
+	logSources(log, host, sources, missing)
 
 	exp, err := export.NewExporter(ctx, export.Options{Endpoint: cfg.Endpoint, Protocol: cfg.Protocol})
 	if err != nil {
@@ -115,7 +115,7 @@ func newResource(host identity.Host, cfg config.Config) *resource.Resource {
 }
 
 // logSources says once, at start, which power sources were found and which were not, and why.
-func logSources(log *slog.Logger, sources []sensor.Source, missing []registry.Missing) {
+func logSources(log *slog.Logger, host identity.Host, sources []sensor.Source, missing []registry.Missing) {
 	for _, s := range sources {
 		log.Info("power source found", "source", s.Name())
 	}
@@ -127,7 +127,11 @@ func logSources(log *slog.Logger, sources []sensor.Source, missing []registry.Mi
 		log.Log(context.Background(), level, "power source not available", "source", m.Source, "reason", m.Err)
 	}
 	if len(sources) == 0 {
-		log.Warn("no power source on this host: sending CPU time only, no power; " +
-			"`fleetwatt-agent doctor` shows what was looked for")
+		why := "no RAPL zone or hwmon power meter is readable"
+		if host.Virtual {
+			why = "this host is a virtual machine (its CPU reports a hypervisor), and VMs expose no power sensors"
+		}
+		log.Warn("no power source on this host: sending CPU time only, no power readings",
+			"reason", why, "details", "fleetwatt-agent doctor")
 	}
 }

@@ -65,7 +65,7 @@ const (
 
 // Data point attribute keys.
 const (
-	AttrHwID      = "hw.id"   // sensor identity within a host and source: "package-0", "hwmon2/power1"
+	AttrHwID      = "hw.id"   // sensor identity within a host and source: "package-0", "power_meter/power1"
 	AttrHwType    = "hw.type" // OpenTelemetry hw.type: cpu, memory, power_supply, enclosure, gpu
 	AttrHwName    = "hw.name" // the driver's label: "package-0", "CPU power", "Grace Power Socket 0"
 	AttrSource    = "fleetwatt.power.source"
