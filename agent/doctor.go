@@ -37,7 +37,7 @@ func doctor(ctx context.Context, cfg config.Config, w io.Writer) error {
 	}
 
 	sources, missing := registry.Open(fs)
-	coll := collect.New(fs, sources, collect.Options{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	coll := collect.New(fs, sources, collect.Options{}, slog.New(slog.DiscardHandler))
 	coll.Collect(ctx)
 	select {
 	case <-ctx.Done():

@@ -22,7 +22,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fleetwatt/fleetwatt/agent/internal/fixture"
+	"github.com/fleetwatt/fleetwatt/internal/fixture"
 	"github.com/fleetwatt/fleetwatt/internal/influxtest"
 )
 
@@ -108,7 +108,7 @@ func start(t *testing.T, bin string, args ...string) *process {
 	t.Cleanup(func() {
 		if p.cmd.ProcessState == nil {
 			_ = p.cmd.Process.Kill()
-			<-p.done
+			<-p.done //nolint:errcheck // a killed process exits with an error that says nothing
 		}
 		if t.Failed() {
 			t.Logf("output of %s:\n%s", filepath.Base(bin), p.out)

@@ -139,7 +139,7 @@ func (c *Collector) cpuDelta(stat cpustat.Stat, at time.Time) *CPU {
 			if !ok { // a CPU that came online: its first interval is its baseline
 				continue
 			}
-			delta := cpustat.CPU{Number: cur.Number, Times: cur.Times.Sub(p)}
+			delta := cpustat.CPU{Number: cur.Number, Times: cur.Sub(p)}
 			d.PerCPU = append(d.PerCPU, delta)
 			c.cpu.PerCPUTotal = append(c.cpu.PerCPUTotal, cpustat.CPU{Number: cur.Number, Times: add(totals[cur.Number], delta.Times)})
 		}

@@ -3,7 +3,6 @@ package export
 import (
 	"context"
 	"errors"
-	"io"
 	"log/slog"
 	"sync"
 	"testing"
@@ -60,7 +59,7 @@ func stamp(rm *metricdata.ResourceMetrics) time.Time {
 	return rm.ScopeMetrics[0].Metrics[0].Data.(metricdata.Sum[float64]).DataPoints[0].Time
 }
 
-var discard = slog.New(slog.NewTextHandler(io.Discard, nil))
+var discard = slog.New(slog.DiscardHandler)
 
 // TestSenderKeepsOrderThroughAnOutage: batches made while the collector is down are delivered,
 // oldest first and none lost, once it is back.

@@ -14,8 +14,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"go.opentelemetry.io/otel/attribute"
 
-	"github.com/fleetwatt/fleetwatt/agent/internal/fixture"
 	"github.com/fleetwatt/fleetwatt/agent/internal/sysfs"
+	"github.com/fleetwatt/fleetwatt/internal/fixture"
 	"github.com/fleetwatt/fleetwatt/internal/semconv"
 )
 

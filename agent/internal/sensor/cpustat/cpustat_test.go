@@ -12,8 +12,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 
-	"github.com/fleetwatt/fleetwatt/agent/internal/fixture"
 	"github.com/fleetwatt/fleetwatt/agent/internal/sysfs"
+	"github.com/fleetwatt/fleetwatt/internal/fixture"
 	"github.com/fleetwatt/fleetwatt/internal/semconv"
 )
 
@@ -34,27 +34,39 @@ func TestReadFixtures(t *testing.T) {
 		{
 			machine: "intel-xeon-2s",
 			cpus:    16,
-			all: Times{User: 966512.46, Nice: 1535.19, System: 111532.96, Idle: 40376087.30,
-				IOWait: 5912.83, IRQ: 2270.36, SoftIRQ: 8119.50},
-			cpu0: Times{User: 57758.19, Nice: 141.35, System: 3012.77, Idle: 2530579.68,
-				IOWait: 371.36, SoftIRQ: 134.79},
+			all: Times{
+				User: 966512.46, Nice: 1535.19, System: 111532.96, Idle: 40376087.30,
+				IOWait: 5912.83, IRQ: 2270.36, SoftIRQ: 8119.50,
+			},
+			cpu0: Times{
+				User: 57758.19, Nice: 141.35, System: 3012.77, Idle: 2530579.68,
+				IOWait: 371.36, SoftIRQ: 134.79,
+			},
 		},
 		{
 			// KVM host: guest time (3802964 ticks) is inside user and must not be added again.
 			machine: "amd-epyc",
 			cpus:    8,
-			all: Times{User: 399065.88, Nice: 802.66, System: 58218.97, Idle: 20269974.35,
-				IOWait: 1872.74, IRQ: 1580.10, SoftIRQ: 4478.99},
-			cpu0: Times{User: 57783.78, Nice: 76.11, System: 4798.24, Idle: 2528213.16,
-				IOWait: 318.02, SoftIRQ: 808.14},
+			all: Times{
+				User: 399065.88, Nice: 802.66, System: 58218.97, Idle: 20269974.35,
+				IOWait: 1872.74, IRQ: 1580.10, SoftIRQ: 4478.99,
+			},
+			cpu0: Times{
+				User: 57783.78, Nice: 76.11, System: 4798.24, Idle: 2528213.16,
+				IOWait: 318.02, SoftIRQ: 808.14,
+			},
 		},
 		{
 			machine: "ampere-altra",
 			cpus:    80,
-			all: Times{User: 4588920.32, Nice: 7143.36, System: 584647.26, Idle: 202102722.68,
-				IOWait: 25697.21, IRQ: 12506.73, SoftIRQ: 38244.91},
-			cpu0: Times{User: 59001.06, Nice: 30.34, System: 8048.86, Idle: 2523852.56,
-				IOWait: 469.21, SoftIRQ: 596.28},
+			all: Times{
+				User: 4588920.32, Nice: 7143.36, System: 584647.26, Idle: 202102722.68,
+				IOWait: 25697.21, IRQ: 12506.73, SoftIRQ: 38244.91,
+			},
+			cpu0: Times{
+				User: 59001.06, Nice: 30.34, System: 8048.86, Idle: 2523852.56,
+				IOWait: 469.21, SoftIRQ: 596.28,
+			},
 		},
 	}
 	for _, tt := range tests {
@@ -91,8 +103,10 @@ func TestReadFixtures(t *testing.T) {
 
 // add is the inverse of Sub, for checking sums.
 func (t Times) add(u Times) Times {
-	return Times{t.User + u.User, t.Nice + u.Nice, t.System + u.System, t.Idle + u.Idle,
-		t.IOWait + u.IOWait, t.IRQ + u.IRQ, t.SoftIRQ + u.SoftIRQ, t.Steal + u.Steal}
+	return Times{
+		t.User + u.User, t.Nice + u.Nice, t.System + u.System, t.Idle + u.Idle,
+		t.IOWait + u.IOWait, t.IRQ + u.IRQ, t.SoftIRQ + u.SoftIRQ, t.Steal + u.Steal,
+	}
 }
 
 func TestParse(t *testing.T) {

@@ -7,10 +7,10 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/fleetwatt/fleetwatt/agent/internal/fixture"
 	"github.com/fleetwatt/fleetwatt/agent/internal/sensor"
 	"github.com/fleetwatt/fleetwatt/agent/internal/sensor/rapl"
 	"github.com/fleetwatt/fleetwatt/agent/internal/sysfs"
+	"github.com/fleetwatt/fleetwatt/internal/fixture"
 	"github.com/fleetwatt/fleetwatt/internal/semconv"
 )
 
