@@ -12,7 +12,7 @@ import (
 )
 
 // TestIntelServerEndToEnd runs the agent against the 2-socket Intel fixture (psys between the
-// sockets, an MMIO duplicate of package-0) while the test advances the RAPL counters and
+// sockets, an MMIO duplicate of package-0, an ACPI power meter) while the test advances the RAPL counters and
 // /proc/stat at known rates, once over OTLP/gRPC and once over OTLP/HTTP, through the real
 // collector into a real InfluxDB, and checks the stored watts, joules, utilization and tags
 // against the truth within 1%.
@@ -34,6 +34,9 @@ func TestIntelServerEndToEnd(t *testing.T) {
 		"psys":      {"platform", 230},
 		"package-1": {"cpu-package", 70},
 		"dram-1":    {"dram", 9.5},
+		// The ACPI power meter (hwmon) holds a steady 287 W in the fixture; its power is
+		// integrated into energy.
+		"power_meter/power1": {"platform", 287},
 	}
 	const busy = 0.375
 	agents := []struct{ host, protocol, endpoint string }{

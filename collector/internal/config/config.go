@@ -1,0 +1,171 @@
+// Package config is fleetwatt-collector's configuration: a YAML file (collector.example.yaml
+// shows every key) over built-in defaults, checked as a whole so that one run reports every
+// problem. The InfluxDB token never comes from the command line: it is read from a file, or
+// from $FLEETWATT_INFLUX_TOKEN, or from $INFLUX_TOKEN.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is the collector's configuration.
+type Config struct {
+	Influx Influx `yaml:"influx"`
+	OTLP   OTLP   `yaml:"otlp"`
+	// Listen is the address of the collector's own HTTP endpoints (/healthz, /readyz).
+	Listen string `yaml:"listen"`
+	Log    Log    `yaml:"log"`
+}
+
+// Influx says where points are written.
+type Influx struct {
+	URL string `yaml:"url"`
+	// Bucket is the 2.x bucket, or on 1.8 the database ("fleetwatt") or "database/retention".
+	Bucket string `yaml:"bucket"`
+	Org    string `yaml:"org"` // 2.x organization; 1.x ignores it
+	// TokenFile holds the token (2.x API token, 1.x "user:password"); when empty the token
+	// comes from $FLEETWATT_INFLUX_TOKEN or $INFLUX_TOKEN.
+	TokenFile string `yaml:"token_file"`
+}
+
+// OTLP says where the OTLP receivers listen; an empty address disables that receiver.
+type OTLP struct {
+	GRPC string `yaml:"grpc"`
+	HTTP string `yaml:"http"`
+}
+
+// Log configures the log: level debug|info|warn|error, format text|json.
+type Log struct {
+	Level  string `yaml:"level"`
+	Format string `yaml:"format"`
+}
+
+// Token environment variables, in the order they are tried.
+const (
+	EnvToken       = "FLEETWATT_INFLUX_TOKEN"
+	EnvInfluxToken = "INFLUX_TOKEN"
+)
+
+// DefaultConfig returns the configuration used when the file and the flags leave a key out.
+func DefaultConfig() Config {
+	return Config{
+		Influx: Influx{URL: "http://127.0.0.1:8086", Bucket: "fleetwatt"},
+		OTLP:   OTLP{GRPC: ":4317", HTTP: ":4318"},
+		Listen: ":8090",
+		Log:    Log{Level: "info", Format: "text"},
+	}
+}
+
+// Load reads the YAML file at path over the defaults. Unknown keys are errors. It does not
+// validate; call Validate once the flags are applied.
+func Load(path string) (Config, error) {
+	cfg := DefaultConfig()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return cfg, fmt.Errorf("read config: %w", err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
+		return cfg, fmt.Errorf("parse config %s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// Validate returns every problem in c, each prefixed by its YAML path.
+func (c Config) Validate() error {
+	var errs []error
+	add := func(path string, err error) {
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", path, err))
+		}
+	}
+	add("influx.url", checkURL(c.Influx.URL))
+	if strings.TrimSpace(c.Influx.Bucket) == "" {
+		add("influx.bucket", errors.New(`empty: name the bucket (on InfluxDB 1.8, the database: "fleetwatt" or "fleetwatt/autogen")`))
+	}
+	if c.Influx.TokenFile != "" {
+		if _, err := os.Stat(c.Influx.TokenFile); err != nil {
+			add("influx.token_file", err)
+		}
+	}
+	if c.OTLP.GRPC == "" && c.OTLP.HTTP == "" {
+		add("otlp", errors.New("both grpc and http are empty: enable at least one receiver"))
+	}
+	if c.OTLP.GRPC != "" {
+		add("otlp.grpc", checkAddr(c.OTLP.GRPC))
+	}
+	if c.OTLP.HTTP != "" {
+		add("otlp.http", checkAddr(c.OTLP.HTTP))
+	}
+	add("listen", checkAddr(c.Listen))
+	if _, err := ParseLevel(c.Log.Level); err != nil {
+		add("log.level", err)
+	}
+	if c.Log.Format != "text" && c.Log.Format != "json" {
+		add("log.format", fmt.Errorf("%q: want text or json", c.Log.Format))
+	}
+	return errors.Join(errs...)
+}
+
+func checkURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil {
+		return err
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return fmt.Errorf("%q: want http:// or https://", s)
+	}
+	if u.Host == "" {
+		return fmt.Errorf("%q: no host", s)
+	}
+	return nil
+}
+
+func checkAddr(s string) error {
+	_, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return fmt.Errorf("%q: want host:port or :port: %w", s, err)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return fmt.Errorf("%q: bad port %q", s, port)
+	}
+	return nil
+}
+
+// ParseLevel parses a log level name.
+func ParseLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return 0, fmt.Errorf("%q: want debug, info, warn or error", s)
+	}
+	return l, nil
+}
+
+// Token returns the InfluxDB token: the content of token_file (surrounding space trimmed),
+// else $FLEETWATT_INFLUX_TOKEN, else $INFLUX_TOKEN, else "" (no authentication). getenv is
+// os.Getenv outside tests.
+func (i Influx) Token(getenv func(string) string) (string, error) {
+	if i.TokenFile != "" {
+		b, err := os.ReadFile(i.TokenFile)
+		if err != nil {
+			return "", fmt.Errorf("read influx.token_file: %w", err)
+		}
+		return strings.TrimSpace(string(b)), nil
+	}
+	if t := getenv(EnvToken); t != "" {
+		return t, nil
+	}
+	return getenv(EnvInfluxToken), nil
+}

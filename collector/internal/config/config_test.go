@@ -1,0 +1,119 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestExampleIsDefault(t *testing.T) {
+	t.Parallel()
+	cfg, err := Load(filepath.Join("..", "..", "collector.example.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Errorf("Validate: %v", err)
+	}
+	if diff := cmp.Diff(DefaultConfig(), cfg); diff != "" {
+		t.Errorf("collector.example.yaml differs from DefaultConfig (-default +example):\n%s", diff)
+	}
+}
+
+func write(t *testing.T, content string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "collector.yaml")
+	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestLoad(t *testing.T) {
+	t.Parallel()
+	cfg, err := Load(write(t, "influx:\n  url: https://influx.example:8086\n  bucket: fleetwatt/autogen\nlog:\n  format: json\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := DefaultConfig()
+	want.Influx.URL = "https://influx.example:8086"
+	want.Influx.Bucket = "fleetwatt/autogen"
+	want.Log.Format = "json"
+	if diff := cmp.Diff(want, cfg); diff != "" {
+		t.Errorf("Load (-want +got):\n%s", diff)
+	}
+}
+
+func TestLoadEmptyFile(t *testing.T) {
+	t.Parallel()
+	cfg, err := Load(write(t, "# nothing\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(DefaultConfig(), cfg); diff != "" {
+		t.Errorf("Load (-want +got):\n%s", diff)
+	}
+}
+
+func TestLoadUnknownKey(t *testing.T) {
+	t.Parallel()
+	_, err := Load(write(t, "influx:\n  urll: http://x\n"))
+	if err == nil || !strings.Contains(err.Error(), "urll") {
+		t.Errorf("Load with a misspelt key = %v, want an error naming it", err)
+	}
+}
+
+func TestValidateReportsEverything(t *testing.T) {
+	t.Parallel()
+	cfg := Config{
+		Influx: Influx{URL: "influx:8086", Bucket: " ", TokenFile: "/nonexistent/token"},
+		OTLP:   OTLP{},
+		Listen: "8090",
+		Log:    Log{Level: "loud", Format: "xml"},
+	}
+	err := cfg.Validate()
+	if err == nil {
+		t.Fatal("Validate = nil")
+	}
+	var prefixes []string
+	for line := range strings.SplitSeq(err.Error(), "\n") {
+		p, _, _ := strings.Cut(line, ":")
+		prefixes = append(prefixes, p)
+	}
+	want := []string{"influx.url", "influx.bucket", "influx.token_file", "otlp", "listen", "log.level", "log.format"}
+	if diff := cmp.Diff(want, prefixes); diff != "" {
+		t.Errorf("problems (-want +got):\n%s\nerror:\n%v", diff, err)
+	}
+}
+
+func TestToken(t *testing.T) {
+	t.Parallel()
+	file := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(file, []byte("  s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := func(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+	tests := []struct {
+		name string
+		file string
+		env  map[string]string
+		want string
+	}{
+		{"file wins", file, map[string]string{EnvToken: "a", EnvInfluxToken: "b"}, "s3cret"},
+		{"fleetwatt env", "", map[string]string{EnvToken: "a", EnvInfluxToken: "b"}, "a"},
+		{"influx env", "", map[string]string{EnvInfluxToken: "b"}, "b"},
+		{"none", "", nil, ""},
+	}
+	for _, tt := range tests {
+		got, err := Influx{TokenFile: tt.file}.Token(env(tt.env))
+		if err != nil || got != tt.want {
+			t.Errorf("%s: Token = %q, %v; want %q", tt.name, got, err, tt.want)
+		}
+	}
+	if _, err := (Influx{TokenFile: "/nonexistent"}).Token(env(nil)); err == nil {
+		t.Error("Token with a missing file = nil error")
+	}
+}

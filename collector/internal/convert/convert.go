@@ -1,0 +1,636 @@
+// Package convert turns OTLP metrics (pmetric.Metrics) into InfluxDB points, following the
+// schema in internal/semconv and docs/schema.md.
+//
+// fleetwatt's own metrics get a purpose-built layout: hw.energy and hw.power become the power
+// measurement (one point per sensor per interval), system.cpu.time and system.cpu.utilization
+// the cpu measurement (one point per host or logical CPU per interval, one field per mode), and
+// every ResourceMetrics that carried them one host point holding the host's identity. Every
+// other metric, from any OpenTelemetry SDK or Collector, is stored too, under its own name,
+// with all its attributes as tags.
+//
+// Conversion is stateless: a delta point carries its own interval (start → time), so the
+// collector needs nothing from earlier requests and several collectors can share a region.
+//
+// Numbers: every numeric field of the generic mapping and of the power and cpu measurements is
+// written as a float64, whether the sender used an int or a double data point (counts too).
+// InfluxDB fixes a field's type by its first write to a shard and rejects a later write of
+// another type with a 400 "partial write: field type conflict"; two senders (or one SDK
+// switching instrument kinds) must never be able to make each other's points unwritable. Only
+// the host measurement's counts (sockets, cores, logical_cpus) are integers: fleetwatt alone
+// writes them and always as integers.
+package convert
+
+import (
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/influxdata/influxdb-client-go/v2/api/write"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+
+	"github.com/fleetwatt/fleetwatt/internal/semconv"
+)
+
+// Field keys of the generic mapping, for metrics outside the fleetwatt schema.
+const (
+	FieldValue = "value" // Gauge, cumulative Sum
+	FieldDelta = "delta" // delta Sum: the increment over the point's interval
+	FieldCount = "count" // Histogram, ExponentialHistogram, Summary
+	FieldSum   = "sum"
+	FieldMin   = "min"
+	FieldMax   = "max"
+	// FieldBucketPrefix starts a Histogram bucket's field, "le_0.5": the cumulative count of
+	// observations ≤ the bound, as Prometheus keeps it; "le_+Inf" equals count.
+	FieldBucketPrefix = "le_"
+	// FieldQuantilePrefix starts a Summary quantile's field, "q0.99".
+	FieldQuantilePrefix = "q"
+)
+
+// Cumulative CPU time fields. semconv has no constants for these yet (see the report to the
+// lead); they follow the "<mode>_total_s" pattern of semconv.FieldEnergyTotal.
+const fieldBusyTotal = "busy_total_s"
+
+func modeTotalField(mode string) string { return mode + "_total_s" }
+
+// Reasons a data point is rejected, the keys of Stats.Reasons.
+const (
+	ReasonNoTime    = "time_unix_nano is 0"
+	ReasonTimeRange = "time_unix_nano is out of range"
+	ReasonNotFinite = "value is NaN or infinite"
+	ReasonNoValue   = "data point has no value"
+	ReasonNoName    = "metric has no name"
+)
+
+// Stats says what one conversion did. A rejected data point is counted, never logged: the
+// receiver reports the count and FirstError to the sender as an OTLP partial success.
+type Stats struct {
+	DataPoints int64            // OTLP data points read
+	Rejected   int64            // data points left out, each for one reason
+	Reasons    map[string]int64 // Rejected by reason (Reason* constants); nil when none
+	FirstError string           // the first rejection, with its metric's name
+}
+
+func (s *Stats) reject(metric, reason string) {
+	s.Rejected++
+	if s.Reasons == nil {
+		s.Reasons = make(map[string]int64)
+	}
+	s.Reasons[reason]++
+	if s.FirstError == "" {
+		s.FirstError = fmt.Sprintf("metric %q: %s", metric, reason)
+	}
+}
+
+// Convert returns the InfluxDB points for md, with tags sorted by key and fields by key, in the
+// order their first data point appeared. Data points that share a measurement, tag set and
+// timestamp become one point (hw.energy and hw.power of a sensor; the modes of system.cpu.time).
+func Convert(md pmetric.Metrics) ([]*write.Point, Stats) {
+	c := converter{index: make(map[string]*builder)}
+	rms := md.ResourceMetrics()
+	for i := range rms.Len() {
+		c.resourceMetrics(rms.At(i))
+	}
+	points := make([]*write.Point, 0, len(c.builders))
+	for _, b := range c.builders {
+		if p := b.point(); p != nil {
+			points = append(points, p)
+		}
+	}
+	return points, c.stats
+}
+
+type tag struct{ k, v string }
+
+type field struct {
+	k string
+	v any
+}
+
+// builder collects the fields of one InfluxDB point.
+type builder struct {
+	measurement string
+	tags        []tag
+	ts          pcommon.Timestamp
+	fields      []field
+	// powerSent is set once hw.power gave power_w: the value as sent wins over the one derived
+	// from hw.energy.
+	powerSent bool
+	cpu       *cpuSums
+}
+
+// cpuSums adds up system.cpu.time modes of one point.
+type cpuSums struct {
+	delta, cumulative      bool
+	busy, total, busyTotal float64
+	interval               float64
+	hasInterval            bool
+}
+
+func (b *builder) set(k string, v any) {
+	for i := range b.fields {
+		if b.fields[i].k == k {
+			b.fields[i].v = v
+			return
+		}
+	}
+	b.fields = append(b.fields, field{k, v})
+}
+
+func (b *builder) point() *write.Point {
+	if s := b.cpu; s != nil {
+		if s.delta {
+			b.set(semconv.FieldBusy, s.busy)
+			b.set(semconv.FieldTotal, s.total)
+			if s.hasInterval {
+				b.set(semconv.FieldInterval, s.interval)
+			}
+		}
+		if s.cumulative {
+			b.set(fieldBusyTotal, s.busyTotal)
+		}
+	}
+	if len(b.fields) == 0 {
+		return nil
+	}
+	p := write.NewPointWithMeasurement(b.measurement)
+	for _, t := range b.tags {
+		p.AddTag(t.k, t.v)
+	}
+	slices.SortFunc(b.fields, func(x, y field) int { return strings.Compare(x.k, y.k) })
+	for _, f := range b.fields {
+		p.AddField(f.k, f.v)
+	}
+	p.SetTime(time.Unix(0, int64(b.ts)))
+	return p
+}
+
+type converter struct {
+	builders []*builder
+	index    map[string]*builder
+	stats    Stats
+	key      []byte // scratch for index keys
+	tags     []tag  // scratch for tag sets
+}
+
+// get returns the builder for measurement, tags (sorted by the caller) and ts, creating it.
+func (c *converter) get(measurement string, tags []tag, ts pcommon.Timestamp) *builder {
+	k := append(c.key[:0], measurement...)
+	for _, t := range tags {
+		k = append(k, 0)
+		k = append(k, t.k...)
+		k = append(k, 0)
+		k = append(k, t.v...)
+	}
+	k = append(k, 1)
+	k = strconv.AppendUint(k, uint64(ts), 10)
+	c.key = k
+	if b, ok := c.index[string(k)]; ok {
+		return b
+	}
+	b := &builder{measurement: measurement, tags: slices.Clone(tags), ts: ts}
+	c.index[string(k)] = b
+	c.builders = append(c.builders, b)
+	return b
+}
+
+// resource holds what a ResourceMetrics contributes to its points.
+type resource struct {
+	attrs   pcommon.Map
+	tags    []tag // semconv.ResourceTags, sorted
+	generic []tag // tags plus every other resource attribute, sorted; built on first use
+	latest  pcommon.Timestamp
+	schema  bool // carried a fleetwatt metric
+}
+
+func (r *resource) genericTags() []tag {
+	if r.generic != nil {
+		return r.generic
+	}
+	g := slices.Clone(r.tags)
+	r.attrs.Range(func(k string, v pcommon.Value) bool {
+		if !mappedResourceAttr(k) {
+			g = setTag(g, k, v.AsString())
+		}
+		return true
+	})
+	sortTags(g)
+	r.generic = g
+	return g
+}
+
+func mappedResourceAttr(k string) bool {
+	for _, m := range semconv.ResourceTags {
+		if m.Attr == k {
+			return true
+		}
+	}
+	return false
+}
+
+func (c *converter) resourceMetrics(rm pmetric.ResourceMetrics) {
+	r := &resource{attrs: rm.Resource().Attributes()}
+	for _, m := range semconv.ResourceTags {
+		if v, ok := r.attrs.Get(m.Attr); ok {
+			r.tags = setTag(r.tags, m.Tag, v.AsString())
+		}
+	}
+	sortTags(r.tags)
+	sms := rm.ScopeMetrics()
+	for i := range sms.Len() {
+		ms := sms.At(i).Metrics()
+		for j := range ms.Len() {
+			c.metric(r, ms.At(j))
+		}
+	}
+	c.host(r)
+}
+
+// host adds the host measurement's point for r: the host's identity, once per export.
+func (c *converter) host(r *resource) {
+	if !r.schema {
+		return
+	}
+	if v, ok := r.attrs.Get(semconv.AttrHostName); !ok || v.AsString() == "" {
+		return
+	}
+	var fields []field
+	for _, f := range []struct{ attr, field string }{
+		{semconv.AttrSockets, semconv.FieldSockets},
+		{semconv.AttrCores, semconv.FieldCores},
+		{semconv.AttrLogicalCPUs, semconv.FieldLogicalCPUs},
+	} {
+		if v, ok := r.attrs.Get(f.attr); ok {
+			if n, ok := attrInt(v); ok {
+				fields = append(fields, field{f.field, n})
+			}
+		}
+	}
+	for _, f := range []struct{ attr, field string }{
+		{semconv.AttrSystemVendor, semconv.FieldSysVendor},
+		{semconv.AttrSystemProduct, semconv.FieldProduct},
+		{semconv.AttrServiceVersion, semconv.FieldAgent},
+	} {
+		if v, ok := r.attrs.Get(f.attr); ok && v.AsString() != "" {
+			fields = append(fields, field{f.field, v.AsString()})
+		}
+	}
+	if v, ok := r.attrs.Get(semconv.AttrAgentInterval); ok {
+		if x, ok := attrFloat(v); ok {
+			fields = append(fields, field{semconv.FieldIntervalCfg, x})
+		}
+	}
+	if len(fields) == 0 {
+		return
+	}
+	b := c.get(semconv.MeasurementHost, r.tags, r.latest)
+	for _, f := range fields {
+		b.set(f.k, f.v)
+	}
+}
+
+func attrInt(v pcommon.Value) (int64, bool) {
+	switch v.Type() {
+	case pcommon.ValueTypeInt:
+		return v.Int(), true
+	case pcommon.ValueTypeDouble:
+		x := v.Double()
+		if x == math.Trunc(x) && math.Abs(x) < 1<<53 {
+			return int64(x), true
+		}
+	case pcommon.ValueTypeStr:
+		n, err := strconv.ParseInt(v.Str(), 10, 64)
+		return n, err == nil
+	}
+	return 0, false
+}
+
+func attrFloat(v pcommon.Value) (float64, bool) {
+	var x float64
+	switch v.Type() {
+	case pcommon.ValueTypeInt:
+		x = float64(v.Int())
+	case pcommon.ValueTypeDouble:
+		x = v.Double()
+	case pcommon.ValueTypeStr:
+		var err error
+		if x, err = strconv.ParseFloat(v.Str(), 64); err != nil {
+			return 0, false
+		}
+	default:
+		return 0, false
+	}
+	return x, finite(x)
+}
+
+// numberValue returns a number data point's value as a float64 (see the package doc).
+func numberValue(dp pmetric.NumberDataPoint) (float64, string) {
+	switch dp.ValueType() {
+	case pmetric.NumberDataPointValueTypeDouble:
+		x := dp.DoubleValue()
+		if !finite(x) {
+			return 0, ReasonNotFinite
+		}
+		return x, ""
+	case pmetric.NumberDataPointValueTypeInt:
+		return float64(dp.IntValue()), ""
+	default:
+		return 0, ReasonNoValue
+	}
+}
+
+func finite(x float64) bool { return !math.IsNaN(x) && !math.IsInf(x, 0) }
+
+// maxTime is the latest timestamp InfluxDB stores (ns since the epoch).
+const maxTime = math.MaxInt64 - 1
+
+// checkTime says why ts cannot be a point's timestamp, or "".
+func checkTime(ts pcommon.Timestamp) string {
+	switch {
+	case ts == 0:
+		return ReasonNoTime
+	case uint64(ts) > maxTime:
+		return ReasonTimeRange
+	}
+	return ""
+}
+
+// seen records a data point's timestamp for the host point.
+func (r *resource) seen(ts pcommon.Timestamp) {
+	if ts > r.latest {
+		r.latest = ts
+	}
+}
+
+func (c *converter) metric(r *resource, m pmetric.Metric) {
+	name := m.Name()
+	switch m.Type() {
+	case pmetric.MetricTypeGauge:
+		dps := m.Gauge().DataPoints()
+		for i := range dps.Len() {
+			c.gaugePoint(r, name, dps.At(i))
+		}
+	case pmetric.MetricTypeSum:
+		s := m.Sum()
+		delta := s.AggregationTemporality() == pmetric.AggregationTemporalityDelta
+		dps := s.DataPoints()
+		for i := range dps.Len() {
+			c.sumPoint(r, name, delta, dps.At(i))
+		}
+	case pmetric.MetricTypeHistogram:
+		dps := m.Histogram().DataPoints()
+		for i := range dps.Len() {
+			c.histogramPoint(r, name, dps.At(i))
+		}
+	case pmetric.MetricTypeExponentialHistogram:
+		dps := m.ExponentialHistogram().DataPoints()
+		for i := range dps.Len() {
+			c.expHistogramPoint(r, name, dps.At(i))
+		}
+	case pmetric.MetricTypeSummary:
+		dps := m.Summary().DataPoints()
+		for i := range dps.Len() {
+			c.summaryPoint(r, name, dps.At(i))
+		}
+	}
+}
+
+// accept counts a data point and says whether it can become (part of) a point.
+func (c *converter) accept(r *resource, name string, ts pcommon.Timestamp, flags pmetric.DataPointFlags) bool {
+	c.stats.DataPoints++
+	if flags.NoRecordedValue() {
+		// A staleness marker, not a value: nothing to store and nothing wrong.
+		return false
+	}
+	if name == "" {
+		c.stats.reject(name, ReasonNoName)
+		return false
+	}
+	if why := checkTime(ts); why != "" {
+		c.stats.reject(name, why)
+		return false
+	}
+	r.seen(ts)
+	return true
+}
+
+func (c *converter) gaugePoint(r *resource, name string, dp pmetric.NumberDataPoint) {
+	ts := dp.Timestamp()
+	if !c.accept(r, name, ts, dp.Flags()) {
+		return
+	}
+	v, why := numberValue(dp)
+	if why != "" {
+		c.stats.reject(name, why)
+		return
+	}
+	attrs := dp.Attributes()
+	switch name {
+	case semconv.MetricPower:
+		b := c.get(semconv.MeasurementPower, c.powerTags(r, attrs), ts)
+		b.set(semconv.FieldPower, v)
+		b.powerSent = true
+		r.schema = true
+		return
+	case semconv.MetricCPUUtilization:
+		if _, ok := attrs.Get(semconv.AttrCPUMode); !ok {
+			b := c.get(semconv.MeasurementCPU, c.cpuTags(r, attrs), ts)
+			b.set(semconv.FieldUtilization, v)
+			r.schema = true
+			return
+		}
+	}
+	c.generic(r, name, attrs, ts).set(FieldValue, v)
+}
+
+func (c *converter) sumPoint(r *resource, name string, delta bool, dp pmetric.NumberDataPoint) {
+	ts := dp.Timestamp()
+	if !c.accept(r, name, ts, dp.Flags()) {
+		return
+	}
+	v, why := numberValue(dp)
+	if why != "" {
+		c.stats.reject(name, why)
+		return
+	}
+	attrs := dp.Attributes()
+	interval, hasInterval := 0.0, false
+	if start := dp.StartTimestamp(); start > 0 && ts > start {
+		interval, hasInterval = time.Duration(ts-start).Seconds(), true
+	}
+	switch name {
+	case semconv.MetricEnergy:
+		b := c.get(semconv.MeasurementPower, c.powerTags(r, attrs), ts)
+		r.schema = true
+		if !delta {
+			b.set(semconv.FieldEnergyTotal, v)
+			return
+		}
+		b.set(semconv.FieldEnergy, v)
+		if hasInterval {
+			b.set(semconv.FieldInterval, interval)
+			if !b.powerSent {
+				b.set(semconv.FieldPower, v/interval)
+			}
+		}
+		return
+	case semconv.MetricCPUTime:
+		if mode, ok := attrs.Get(semconv.AttrCPUMode); ok && mode.AsString() != "" {
+			b := c.get(semconv.MeasurementCPU, c.cpuTags(r, attrs), ts)
+			r.schema = true
+			if b.cpu == nil {
+				b.cpu = &cpuSums{}
+			}
+			s, m, busy := b.cpu, mode.AsString(), semconv.Busy(mode.AsString())
+			if !delta {
+				s.cumulative = true
+				b.set(modeTotalField(m), v)
+				if busy {
+					s.busyTotal += v
+				}
+				return
+			}
+			s.delta = true
+			b.set(semconv.ModeField(m), v)
+			s.total += v
+			if busy {
+				s.busy += v
+			}
+			if hasInterval && !s.hasInterval {
+				s.interval, s.hasInterval = interval, true
+			}
+			return
+		}
+	}
+	k := FieldValue
+	if delta {
+		k = FieldDelta
+	}
+	c.generic(r, name, attrs, ts).set(k, v)
+}
+
+func (c *converter) histogramPoint(r *resource, name string, dp pmetric.HistogramDataPoint) {
+	ts := dp.Timestamp()
+	if !c.accept(r, name, ts, dp.Flags()) {
+		return
+	}
+	b := c.generic(r, name, dp.Attributes(), ts)
+	b.set(FieldCount, float64(dp.Count()))
+	c.summaryStats(b, dp.HasSum(), dp.Sum(), dp.HasMin(), dp.Min(), dp.HasMax(), dp.Max())
+	bounds, counts := dp.ExplicitBounds(), dp.BucketCounts()
+	var cum uint64
+	for i := range min(bounds.Len(), counts.Len()) {
+		cum += counts.At(i)
+		if bound := bounds.At(i); finite(bound) {
+			b.set(FieldBucketPrefix+strconv.FormatFloat(bound, 'g', -1, 64), float64(cum))
+		}
+	}
+	if counts.Len() > 0 {
+		b.set(FieldBucketPrefix+"+Inf", float64(dp.Count()))
+	}
+}
+
+func (c *converter) expHistogramPoint(r *resource, name string, dp pmetric.ExponentialHistogramDataPoint) {
+	ts := dp.Timestamp()
+	if !c.accept(r, name, ts, dp.Flags()) {
+		return
+	}
+	b := c.generic(r, name, dp.Attributes(), ts)
+	b.set(FieldCount, float64(dp.Count()))
+	c.summaryStats(b, dp.HasSum(), dp.Sum(), dp.HasMin(), dp.Min(), dp.HasMax(), dp.Max())
+}
+
+func (c *converter) summaryStats(b *builder, hasSum bool, sum float64, hasMin bool, minV float64, hasMax bool, maxV float64) {
+	if hasSum && finite(sum) {
+		b.set(FieldSum, sum)
+	}
+	if hasMin && finite(minV) {
+		b.set(FieldMin, minV)
+	}
+	if hasMax && finite(maxV) {
+		b.set(FieldMax, maxV)
+	}
+}
+
+func (c *converter) summaryPoint(r *resource, name string, dp pmetric.SummaryDataPoint) {
+	ts := dp.Timestamp()
+	if !c.accept(r, name, ts, dp.Flags()) {
+		return
+	}
+	b := c.generic(r, name, dp.Attributes(), ts)
+	b.set(FieldCount, float64(dp.Count()))
+	if finite(dp.Sum()) {
+		b.set(FieldSum, dp.Sum())
+	}
+	qs := dp.QuantileValues()
+	for i := range qs.Len() {
+		q := qs.At(i)
+		if finite(q.Quantile()) && finite(q.Value()) {
+			b.set(FieldQuantilePrefix+strconv.FormatFloat(q.Quantile(), 'g', -1, 64), q.Value())
+		}
+	}
+}
+
+// powerTags returns the power measurement's tags for a data point with attrs.
+func (c *converter) powerTags(r *resource, attrs pcommon.Map) []tag {
+	tags := append(c.tags[:0], r.tags...)
+	for _, m := range semconv.PowerTags {
+		if v, ok := attrs.Get(m.Attr); ok {
+			tags = setTag(tags, m.Tag, v.AsString())
+		}
+	}
+	sortTags(tags)
+	c.tags = tags
+	return tags
+}
+
+// cpuTags returns the cpu measurement's tags for a data point with attrs.
+func (c *converter) cpuTags(r *resource, attrs pcommon.Map) []tag {
+	tags := append(c.tags[:0], r.tags...)
+	if v, ok := attrs.Get(semconv.AttrCPUNumber); ok {
+		tags = setTag(tags, semconv.TagCPU, v.AsString())
+		sortTags(tags)
+	}
+	c.tags = tags
+	return tags
+}
+
+// generic returns the builder of a metric outside the fleetwatt schema: measurement = the
+// metric's name, tags = every resource and data point attribute (the point's win).
+func (c *converter) generic(r *resource, name string, attrs pcommon.Map, ts pcommon.Timestamp) *builder {
+	tags := append(c.tags[:0], r.genericTags()...)
+	n := len(tags)
+	attrs.Range(func(k string, v pcommon.Value) bool {
+		tags = setTag(tags, k, v.AsString())
+		return true
+	})
+	if len(tags) != n {
+		sortTags(tags)
+	}
+	c.tags = tags
+	return c.get(name, tags, ts)
+}
+
+// setTag sets key k to v in tags, leaving out what InfluxDB cannot store: empty keys and
+// values, and the keys it reserves.
+func setTag(tags []tag, k, v string) []tag {
+	// A trailing backslash would escape the separator after it in line protocol.
+	k, v = strings.TrimRight(k, `\`), strings.TrimRight(v, `\`)
+	if k == "" || v == "" || k == "time" || k == "_field" || k == "_measurement" {
+		return tags
+	}
+	for i := range tags {
+		if tags[i].k == k {
+			tags[i].v = v
+			return tags
+		}
+	}
+	return append(tags, tag{k, v})
+}
+
+func sortTags(tags []tag) {
+	slices.SortFunc(tags, func(x, y tag) int { return strings.Compare(x.k, y.k) })
+}

@@ -1,0 +1,140 @@
+// Package pipeline joins the collector's stages: OTLP metrics from the receiver are converted
+// to InfluxDB points and written, synchronously, so that the receiver acknowledges a request
+// only once its points are stored. It counts what passes through (Stats) and logs write
+// failures at most once per interval, however many requests fail.
+package pipeline
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/influxdata/influxdb-client-go/v2/api/write"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+
+	"github.com/fleetwatt/fleetwatt/collector/internal/convert"
+	"github.com/fleetwatt/fleetwatt/collector/internal/influx"
+	"github.com/fleetwatt/fleetwatt/collector/internal/receive"
+)
+
+// Writer stores points; *influx.Writer is one. A failure for which influx.IsRetryable is
+// false is permanent: the data is refused and the sender told not to retry.
+type Writer interface {
+	Write(ctx context.Context, points []*write.Point) error
+}
+
+var _ Writer = (*influx.Writer)(nil)
+
+// DefaultLogInterval is how often repeated write failures are logged.
+const DefaultLogInterval = 30 * time.Second
+
+// Pipeline converts and writes OTLP metrics. It is a receive.Consumer.
+type Pipeline struct {
+	w   Writer
+	log *slog.Logger
+
+	requests       atomic.Int64
+	dataPoints     atomic.Int64
+	rejected       atomic.Int64
+	written        atomic.Int64
+	writeFailures  atomic.Int64
+	permanentFails atomic.Int64
+	pointsRefused  atomic.Int64
+	failLog        failureLog
+}
+
+var _ receive.Consumer = (*Pipeline)(nil)
+
+// New returns a pipeline writing to w and logging to log.
+func New(w Writer, log *slog.Logger) *Pipeline {
+	return &Pipeline{w: w, log: log, failLog: failureLog{interval: DefaultLogInterval, now: time.Now}}
+}
+
+// Stats are the pipeline's counters since it started.
+type Stats struct {
+	Requests           int64 // export requests consumed
+	DataPoints         int64 // OTLP data points received
+	DataPointsRejected int64 // data points left out by the conversion (NaN, no timestamp, ...)
+	PointsWritten      int64 // InfluxDB points stored
+	WriteFailures      int64 // requests whose write failed (the sender retries or drops)
+	PermanentFailures  int64 // of those, failures the sender must not retry
+	PointsRefused      int64 // points in permanently failed writes: lost
+}
+
+// Stats returns the counters.
+func (p *Pipeline) Stats() Stats {
+	return Stats{
+		Requests:           p.requests.Load(),
+		DataPoints:         p.dataPoints.Load(),
+		DataPointsRejected: p.rejected.Load(),
+		PointsWritten:      p.written.Load(),
+		WriteFailures:      p.writeFailures.Load(),
+		PermanentFailures:  p.permanentFails.Load(),
+		PointsRefused:      p.pointsRefused.Load(),
+	}
+}
+
+// ConsumeMetrics converts md and writes the points, returning once InfluxDB has answered.
+func (p *Pipeline) ConsumeMetrics(ctx context.Context, md pmetric.Metrics) (receive.Result, error) {
+	p.requests.Add(1)
+	points, cs := convert.Convert(md)
+	p.dataPoints.Add(cs.DataPoints)
+	p.rejected.Add(cs.Rejected)
+	res := receive.Result{RejectedDataPoints: cs.Rejected, ErrorMessage: cs.FirstError}
+	if len(points) == 0 {
+		return res, nil
+	}
+	if err := p.w.Write(ctx, points); err != nil {
+		p.writeFailures.Add(1)
+		permanent := !influx.IsRetryable(err)
+		if permanent {
+			p.permanentFails.Add(1)
+			p.pointsRefused.Add(int64(len(points)))
+		}
+		p.failLog.failed(p.log, err, permanent)
+		if permanent {
+			return res, receive.Permanent(err)
+		}
+		return res, err
+	}
+	p.written.Add(int64(len(points)))
+	p.failLog.succeeded(p.log)
+	return res, nil
+}
+
+// failureLog logs the first write failure, then at most one line per interval with the count
+// of failures since, and one line when writes succeed again.
+type failureLog struct {
+	interval time.Duration
+	now      func() time.Time
+
+	mu         sync.Mutex
+	failing    bool
+	last       time.Time
+	suppressed int
+}
+
+func (f *failureLog) failed(log *slog.Logger, err error, permanent bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	now := f.now()
+	if f.failing && now.Sub(f.last) < f.interval {
+		f.suppressed++
+		return
+	}
+	log.Error("influxdb write failed", "error", err, "permanent", permanent,
+		"failures_since_last_log", f.suppressed)
+	f.failing, f.last, f.suppressed = true, now, 0
+}
+
+func (f *failureLog) succeeded(log *slog.Logger) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.failing {
+		return
+	}
+	log.Info("influxdb writes succeed again", "failures_since_last_log", f.suppressed)
+	f.failing, f.suppressed = false, 0
+}

@@ -1,0 +1,265 @@
+// Command fleetwatt-collector receives OTLP metrics from fleetwatt agents and from any
+// OpenTelemetry SDK or Collector (gRPC :4317, HTTP :4318), converts them to fleetwatt's InfluxDB
+// schema and writes them into InfluxDB, acknowledging each export only once it is stored.
+//
+//	fleetwatt-collector [flags]              run the collector
+//	fleetwatt-collector status [flags]       show the hosts InfluxDB heard from recently
+//	fleetwatt-collector version              print the version
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/fleetwatt/fleetwatt/collector/internal/config"
+	"github.com/fleetwatt/fleetwatt/collector/internal/influx"
+	"github.com/fleetwatt/fleetwatt/collector/internal/pipeline"
+	"github.com/fleetwatt/fleetwatt/collector/internal/receive"
+)
+
+// version is stamped at build time: -ldflags "-X main.version=1.2.3".
+var version = "dev"
+
+// shutdownTimeout bounds a graceful shutdown: in-flight writes finishing, connections closing.
+const shutdownTimeout = 30 * time.Second
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := cli(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+const usage = `fleetwatt-collector receives OpenTelemetry (OTLP) metrics from fleetwatt agents and from any
+OpenTelemetry SDK or Collector, and writes them into InfluxDB.
+
+Usage:
+  fleetwatt-collector [flags]           run the collector until SIGINT or SIGTERM
+  fleetwatt-collector status [flags]    print the hosts seen in InfluxDB recently, with their
+                                        utilization and average power per scope
+  fleetwatt-collector version           print the version
+
+The InfluxDB token is read from influx.token_file (--influx-token-file), else from
+$FLEETWATT_INFLUX_TOKEN, else from $INFLUX_TOKEN; never from the command line.
+Flags override the configuration file; see collector.example.yaml for every key.
+
+Flags:
+`
+
+// cli runs the command line args and returns the process's exit code.
+func cli(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 {
+		switch args[0] {
+		case "version":
+			fmt.Fprintln(stdout, "fleetwatt-collector", version)
+			return 0
+		case "status":
+			return statusCmd(ctx, args[1:], stdout, stderr)
+		}
+	}
+	fs := flag.NewFlagSet("fleetwatt-collector", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), usage)
+		fs.PrintDefaults()
+	}
+	configPath := fs.String("config", "", "configuration file (YAML); defaults apply without one")
+	showVersion := fs.Bool("version", false, "print the version and exit")
+	overrides := configFlags(fs, true)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if *showVersion {
+		fmt.Fprintln(stdout, "fleetwatt-collector", version)
+		return 0
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "fleetwatt-collector: unknown command %q (want status or version)\n", fs.Arg(0))
+		return 2
+	}
+	cfg, err := loadConfig(*configPath, fs, overrides)
+	if err != nil {
+		fmt.Fprintf(stderr, "fleetwatt-collector: %v\n", err)
+		return 2
+	}
+	log, err := newLogger(cfg.Log, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "fleetwatt-collector: %v\n", err)
+		return 2
+	}
+	if err := run(ctx, cfg, log); err != nil {
+		log.Error("fleetwatt-collector failed", "error", err)
+		return 1
+	}
+	return 0
+}
+
+// configFlags declares the flags that override configuration keys, keyed by flag name. With
+// all set, it declares the run command's flags; otherwise only the InfluxDB ones.
+func configFlags(fs *flag.FlagSet, all bool) map[string]func(*config.Config, string) {
+	def := config.DefaultConfig()
+	set := map[string]func(*config.Config, string){}
+	str := func(name, value, help string, apply func(*config.Config, string)) {
+		fs.String(name, value, help)
+		set[name] = apply
+	}
+	str("influx-url", def.Influx.URL, "InfluxDB base URL (influx.url)", func(c *config.Config, v string) { c.Influx.URL = v })
+	str("influx-bucket", def.Influx.Bucket, `bucket; on InfluxDB 1.8 "db" or "db/rp" (influx.bucket)`, func(c *config.Config, v string) { c.Influx.Bucket = v })
+	str("influx-org", def.Influx.Org, "InfluxDB 2.x organization (influx.org)", func(c *config.Config, v string) { c.Influx.Org = v })
+	str("influx-token-file", "", "file holding the InfluxDB token (influx.token_file)", func(c *config.Config, v string) { c.Influx.TokenFile = v })
+	if all {
+		str("otlp-grpc", def.OTLP.GRPC, `OTLP/gRPC listen address, "" disables (otlp.grpc)`, func(c *config.Config, v string) { c.OTLP.GRPC = v })
+		str("otlp-http", def.OTLP.HTTP, `OTLP/HTTP listen address, "" disables (otlp.http)`, func(c *config.Config, v string) { c.OTLP.HTTP = v })
+		str("listen", def.Listen, "address of /healthz and /readyz (listen)", func(c *config.Config, v string) { c.Listen = v })
+		str("log-level", def.Log.Level, "debug, info, warn or error (log.level)", func(c *config.Config, v string) { c.Log.Level = v })
+	}
+	return set
+}
+
+// loadConfig loads the file (or the defaults), applies the flags set on the command line, and
+// validates the result.
+func loadConfig(path string, fs *flag.FlagSet, overrides map[string]func(*config.Config, string)) (config.Config, error) {
+	cfg := config.DefaultConfig()
+	if path != "" {
+		var err error
+		if cfg, err = config.Load(path); err != nil {
+			return cfg, err
+		}
+	}
+	fs.Visit(func(f *flag.Flag) {
+		if apply, ok := overrides[f.Name]; ok {
+			apply(&cfg, f.Value.String())
+		}
+	})
+	if err := cfg.Validate(); err != nil {
+		return cfg, fmt.Errorf("invalid configuration:\n%w", err)
+	}
+	return cfg, nil
+}
+
+func newLogger(c config.Log, w io.Writer) (*slog.Logger, error) {
+	level, err := config.ParseLevel(c.Level)
+	if err != nil {
+		return nil, fmt.Errorf("log.level: %w", err)
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	if c.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return slog.New(slog.NewTextHandler(w, opts)), nil
+}
+
+// run runs the collector until ctx ends, then shuts down gracefully: the receivers stop
+// accepting, requests in flight finish their writes (everything acknowledged is in InfluxDB),
+// and the writer closes.
+func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
+	token, err := cfg.Influx.Token(os.Getenv)
+	if err != nil {
+		return err
+	}
+	w, err := influx.New(influx.Options{URL: cfg.Influx.URL, Token: token, Org: cfg.Influx.Org, Bucket: cfg.Influx.Bucket})
+	if err != nil {
+		return err
+	}
+	defer w.Close()
+	p := pipeline.New(w, log)
+	rcv := receive.New(receive.Config{GRPCAddr: cfg.OTLP.GRPC, HTTPAddr: cfg.OTLP.HTTP}, p, log)
+
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen for health endpoints on %s: %w", cfg.Listen, err)
+	}
+	if err := rcv.Start(ctx); err != nil {
+		ln.Close()
+		return err
+	}
+	health := &http.Server{Handler: healthHandler(w), ReadHeaderTimeout: 10 * time.Second}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- health.Serve(ln) }()
+
+	log.Info("fleetwatt-collector started", "version", version,
+		"otlp_grpc", addrString(rcv.GRPCAddr()), "otlp_http", addrString(rcv.HTTPAddr()),
+		"listen", ln.Addr().String(), "influx_url", cfg.Influx.URL, "influx_bucket", cfg.Influx.Bucket,
+		"influx_token", token != "")
+	pingCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	if err := w.Ping(pingCtx); err != nil {
+		log.Warn("influxdb does not answer yet; exports are refused as retryable until it does", "error", err)
+	}
+	cancel()
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down", "timeout", shutdownTimeout.String())
+	case err := <-serveErr:
+		runErr = fmt.Errorf("health endpoints on %s: %w", cfg.Listen, err)
+	}
+
+	sctx, scancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
+	defer scancel()
+	errs := []error{runErr}
+	if err := rcv.Shutdown(sctx); err != nil {
+		errs = append(errs, err)
+	}
+	if err := health.Shutdown(sctx); err != nil {
+		errs = append(errs, fmt.Errorf("shut down health endpoints: %w", err))
+	}
+	if runErr == nil {
+		// Serve returns http.ErrServerClosed once Shutdown has run; anything else was
+		// already reported through runErr.
+		if err := <-serveErr; err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errs = append(errs, fmt.Errorf("health endpoints: %w", err))
+		}
+	}
+	s := p.Stats()
+	log.Info("fleetwatt-collector stopped", "requests", s.Requests, "data_points", s.DataPoints,
+		"data_points_rejected", s.DataPointsRejected, "points_written", s.PointsWritten,
+		"write_failures", s.WriteFailures, "permanent_failures", s.PermanentFailures,
+		"points_refused", s.PointsRefused)
+	return errors.Join(errs...)
+}
+
+func addrString(a net.Addr) string {
+	if a == nil {
+		return "disabled"
+	}
+	return a.String()
+}
+
+// pinger is what /readyz needs of the writer.
+type pinger interface {
+	Ping(ctx context.Context) error
+}
+
+// healthHandler serves GET /healthz (200 while the process runs) and GET /readyz (200 when
+// InfluxDB answers, 503 with the reason otherwise: a load balancer should then send exports
+// elsewhere).
+func healthHandler(p pinger) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
+		defer cancel()
+		if err := p.Ping(ctx); err != nil {
+			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ready")
+	})
+	return mux
+}
