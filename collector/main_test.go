@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"math"
@@ -340,5 +341,33 @@ func TestRunFailsOnUsedPort(t *testing.T) {
 	err = run(t.Context(), cfg, slog.New(slog.DiscardHandler))
 	if err == nil || !strings.Contains(err.Error(), "listen for otlp/http") {
 		t.Errorf("run with a used port = %v", err)
+	}
+}
+
+// TestStatusHostWithoutPower: a host that sends CPU time but no power (a VM) is listed with
+// "none reported" and a note saying why, never with zero watts.
+func TestStatusHostWithoutPower(t *testing.T) {
+	s := influxtest.Start(t)
+	now := time.Now()
+	lines := fmt.Sprintf("cpu,host=vm1,arch=amd64,region=local busy_s=1.5,total_s=20,interval_s=10 %d\n", now.Add(-time.Minute).UnixNano())
+	resp, err := http.Post(s.URL+"/write?db="+s.Database, "text/plain", strings.NewReader(lines))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("write: HTTP %d", resp.StatusCode)
+	}
+	var out bytes.Buffer
+	if err := status(t.Context(), s.Client(), config.Influx{URL: s.URL, Bucket: s.Database}, 10*time.Minute, &out, now); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"POWER", "none reported", "7.5%", "1 of 1 hosts reported no power", "fleetwatt-agent doctor"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("status lacks %q:\n%s", want, out.String())
+		}
+	}
+	if strings.Contains(out.String(), " 0.0") {
+		t.Errorf("status prints zero watts for a host without power:\n%s", out.String())
 	}
 }

@@ -195,10 +195,14 @@ func printStatus(out io.Writer, hosts map[string]*hostStatus, now time.Time) {
 	slices.SortFunc(scopes, func(a, b string) int {
 		return cmp.Or(cmp.Compare(scopeRank(a), scopeRank(b)), strings.Compare(a, b))
 	})
+	unpowered := 0
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	header := []string{"HOST", "ARCH", "CPU MODEL", "REGION", "UTIL"}
 	for _, s := range scopes {
 		header = append(header, s+" W")
+	}
+	if len(scopes) == 0 {
+		header = append(header, "POWER")
 	}
 	header = append(header, "LAST SEEN")
 	fmt.Fprintln(tw, strings.Join(header, "\t")+"\t")
@@ -225,6 +229,12 @@ func printStatus(out io.Writer, hosts map[string]*hostStatus, now time.Time) {
 				row = append(row, "-")
 			}
 		}
+		if len(h.power) == 0 {
+			unpowered++
+			if len(scopes) == 0 {
+				row = append(row, "none reported")
+			}
+		}
 		if h.lastSeen.IsZero() {
 			row = append(row, "-")
 		} else {
@@ -233,6 +243,10 @@ func printStatus(out io.Writer, hosts map[string]*hostStatus, now time.Time) {
 		fmt.Fprintln(tw, strings.Join(row, "\t")+"\t")
 	}
 	tw.Flush()
+	if unpowered > 0 {
+		fmt.Fprintf(out, "\n%d of %d hosts reported no power: their agents found no readable power sensor "+
+			"(a VM has none; RAPL needs root). `fleetwatt-agent doctor` on such a host says why.\n", unpowered, len(hosts))
+	}
 }
 
 func scopeRank(s string) int {
