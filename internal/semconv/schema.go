@@ -61,9 +61,10 @@ const (
 	FieldInterval    = "interval_s"     // s covered by the point (end − start)
 	FieldPower       = "power_w"        // W, energy_j / interval_s, or hw.power as sent
 
-	FieldBusy        = "busy_s"      // busy CPU-seconds over the interval, all CPUs
-	FieldTotal       = "total_s"     // CPU-seconds of all modes over the interval
-	FieldUtilization = "utilization" // 0..1, from system.cpu.utilization
+	FieldBusy        = "busy_s"       // busy CPU-seconds over the interval, all CPUs
+	FieldBusyTotal   = "busy_total_s" // busy CPU-seconds since the sender's start (cumulative senders)
+	FieldTotal       = "total_s"      // CPU-seconds of all modes over the interval
+	FieldUtilization = "utilization"  // 0..1, from system.cpu.utilization
 
 	FieldSockets     = "sockets"
 	FieldCores       = "cores"
@@ -76,3 +77,7 @@ const (
 
 // ModeField is the cpu measurement's field for time spent in mode ("user_s").
 func ModeField(mode string) string { return mode + "_s" }
+
+// ModeTotalField is the field for time spent in mode since a cumulative sender's start
+// ("user_total_s").
+func ModeTotalField(mode string) string { return mode + "_total_s" }

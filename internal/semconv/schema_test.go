@@ -25,7 +25,7 @@ func TestSchemaDocumented(t *testing.T) {
 		MeasurementPower, MeasurementCPU, MeasurementHost,
 		FieldEnergy, FieldEnergyTotal, FieldInterval, FieldPower, FieldBusy, FieldTotal,
 		FieldUtilization, FieldSockets, FieldCores, FieldLogicalCPUs, FieldSysVendor,
-		FieldProduct, FieldAgent, FieldIntervalCfg,
+		FieldProduct, FieldAgent, FieldIntervalCfg, FieldBusyTotal,
 		SourceRAPL, SourceHwmon, SourceACPI, SourceIPMI, SourceRedfish, SourceNVML, SourceModel,
 		MethodMeasured, MethodEstimated, InstrumentationScope,
 	}

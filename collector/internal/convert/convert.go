@@ -50,12 +50,6 @@ const (
 	FieldQuantilePrefix = "q"
 )
 
-// Cumulative CPU time fields. semconv has no constants for these yet (see the report to the
-// lead); they follow the "<mode>_total_s" pattern of semconv.FieldEnergyTotal.
-const fieldBusyTotal = "busy_total_s"
-
-func modeTotalField(mode string) string { return mode + "_total_s" }
-
 // Reasons a data point is rejected, the keys of Stats.Reasons.
 const (
 	ReasonNoTime    = "time_unix_nano is 0"
@@ -150,7 +144,7 @@ func (b *builder) point() *write.Point {
 			}
 		}
 		if s.cumulative {
-			b.set(fieldBusyTotal, s.busyTotal)
+			b.set(semconv.FieldBusyTotal, s.busyTotal)
 		}
 	}
 	if len(b.fields) == 0 {
@@ -487,7 +481,7 @@ func (c *converter) sumPoint(r *resource, name string, delta bool, dp pmetric.Nu
 			s, m, busy := b.cpu, mode.AsString(), semconv.Busy(mode.AsString())
 			if !delta {
 				s.cumulative = true
-				b.set(modeTotalField(m), v)
+				b.set(semconv.ModeTotalField(m), v)
 				if busy {
 					s.busyTotal += v
 				}
