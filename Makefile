@@ -19,7 +19,7 @@ BINARIES     := fleetwatt-agent:./agent fleetwatt-collector:./collector
 
 export CGO_ENABLED := 0
 
-.PHONY: all build test test-short bench lint tools demo clean help
+.PHONY: all build test test-short bench fuzz lint tools demo clean help
 
 all: build
 
@@ -55,6 +55,15 @@ test-short: $(INFLUXD) ## every test without the race detector (faster)
 
 bench: $(INFLUXD) ## the benchmarks of the hot paths
 	FLEETWATT_INFLUXD=$(INFLUXD) go test -run '^$$' -bench . -benchmem -count=1 ./...
+
+FUZZTIME ?= 10s
+fuzz: ## run every fuzz target for FUZZTIME (default 10s) each
+	@for pkg in $$(go list ./...); do \
+	  for f in $$(go test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+	    echo "fuzz $$pkg $$f"; \
+	    go test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 5s $$pkg || exit 1; \
+	  done; \
+	done
 
 lint: $(GOLANGCI) ## golangci-lint (errorlint, sloglint, gosec, revive, staticcheck, gofumpt)
 	$(GOLANGCI) run ./...

@@ -26,40 +26,42 @@ import (
 	"github.com/fleetwatt/fleetwatt/internal/influxtest"
 )
 
-// binaries builds fleetwatt-agent and fleetwatt-collector once for the package.
-var binaries = sync.OnceValues(func() (string, error) {
-	dir, err := os.MkdirTemp("", "fleetwatt-e2e-bin-")
-	if err != nil {
-		return "", err
-	}
+// binDir holds the binaries the tests build, once per package run.
+var binDir string
+
+// binaries builds fleetwatt-agent and fleetwatt-collector into binDir, once.
+var binaries = sync.OnceValue(func() error {
 	for _, b := range []struct{ name, pkg string }{
 		{"fleetwatt-agent", "github.com/fleetwatt/fleetwatt/agent"},
 		{"fleetwatt-collector", "github.com/fleetwatt/fleetwatt/collector"},
 	} {
-		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, b.name), b.pkg)
+		cmd := exec.Command("go", "build", "-o", filepath.Join(binDir, b.name), b.pkg)
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {
-			return "", fmt.Errorf("go build %s: %w\n%s", b.pkg, err, out)
+			return fmt.Errorf("go build %s: %w\n%s", b.pkg, err, out)
 		}
 	}
-	return dir, nil
+	return nil
 })
 
 func TestMain(m *testing.M) {
-	code := m.Run()
-	if dir, err := binaries(); err == nil {
-		os.RemoveAll(dir)
+	dir, err := os.MkdirTemp("", "fleetwatt-e2e-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
 	}
+	binDir = dir
+	code := m.Run()
+	os.RemoveAll(dir)
 	os.Exit(code)
 }
 
 func binary(t *testing.T, name string) string {
 	t.Helper()
-	dir, err := binaries()
-	if err != nil {
+	if err := binaries(); err != nil {
 		t.Fatal(err)
 	}
-	return filepath.Join(dir, name)
+	return filepath.Join(binDir, name)
 }
 
 func freeAddr(t *testing.T) string {
