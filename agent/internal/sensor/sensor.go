@@ -11,6 +11,7 @@ package sensor
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/fleetwatt/fleetwatt/internal/semconv"
 )
@@ -52,6 +53,32 @@ type Reading struct {
 	MaxUJ uint64
 	// PowerW is the power in W, for sources that give power rather than energy.
 	PowerW float64
+	// Averaged is the window over which the sensor averaged PowerW (ACPI
+	// power1_average_interval, a BMC's averaging interval); 0 for an instantaneous value.
+	// The agent integrates averaged values as constant over the interval they cover and
+	// instantaneous ones with the trapezoid rule.
+	Averaged time.Duration
+	// MaxW is a plausibility bound the sensor knows itself (a PSU's rated capacity, a power
+	// cap), in W; 0 when it knows none. Readings above the bound are rejected and counted.
+	MaxW float64
+}
+
+// Info describes a source for `fleetwatt-agent doctor`.
+type Info struct {
+	// Detail says where the source reads: "/sys/class/powercap", "ipmitool dcmi power
+	// reading", "https://10.0.0.5/redfish/v1".
+	Detail string
+	// Cadence is how often the hardware updates its values (RAPL ≈1 ms, a BMC ≈1 s to 1 min);
+	// 0 when unknown. A value older than a few cadences is stale.
+	Cadence time.Duration
+	// Needs says what reading the source requires ("root: energy_uj is 0400"), empty when
+	// anyone can read it.
+	Needs string
+}
+
+// Describer is implemented by sources that can describe themselves.
+type Describer interface {
+	Info() Info
 }
 
 // Key identifies the series a reading belongs to.
