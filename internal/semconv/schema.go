@@ -16,6 +16,9 @@ const (
 	MeasurementCPU = "cpu"
 	// MeasurementHost holds one point per host per OTLP export: its identity facts as fields.
 	MeasurementHost = "host"
+	// MeasurementCPUIdle holds one point per host (and idle state) per interval from
+	// fleetwatt.cpu.idle_state.*: FieldIdleTime and FieldIdleUsage.
+	MeasurementCPUIdle = "cpuidle"
 )
 
 // Tag keys. Every tag is bounded: host by the fleet, cpu by the cores of a host, the others by
@@ -33,6 +36,8 @@ const (
 	TagMethod     = "method"
 	TagSensor     = "sensor"
 	TagCPU        = "cpu"
+	TagPrimary    = "primary"
+	TagIdleState  = "state"
 )
 
 // ResourceTags maps resource attributes to the tags every fleetwatt point carries.
@@ -52,6 +57,7 @@ var PowerTags = []struct{ Attr, Tag string }{
 	{AttrScope, TagScope},
 	{AttrMethod, TagMethod},
 	{AttrHwID, TagSensor},
+	{AttrPrimary, TagPrimary},
 }
 
 // Field keys.
@@ -73,6 +79,10 @@ const (
 	FieldProduct     = "product_name"
 	FieldAgent       = "agent_version"
 	FieldIntervalCfg = "collect_interval_s"
+	FieldThreads     = "threads_per_core"
+	FieldNominalHz   = "nominal_hz"
+	FieldCPUCore     = "cpu_core"
+	FieldVirtual     = "virtual"
 )
 
 // ModeField is the cpu measurement's field for time spent in mode ("user_s").

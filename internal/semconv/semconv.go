@@ -31,6 +31,18 @@ const (
 	// MetricCPUUtilization is the busy fraction (all modes but idle and iowait) of all logical
 	// CPUs over the interval, 0..1. Double gauge, unit 1.
 	MetricCPUUtilization = "system.cpu.utilization"
+	// MetricCPUFrequency is the current CPU frequency, the mean over all logical CPUs (or one
+	// CPU with cpu.logical_number). Double gauge, unit Hz.
+	MetricCPUFrequency = "system.cpu.frequency"
+	// MetricCPUIdleTime is the time logical CPUs spent in an idle state (cpuidle), summed over
+	// all CPUs, per state. Double sum, monotonic, unit s.
+	MetricCPUIdleTime = "fleetwatt.cpu.idle_state.time"
+	// MetricCPUIdleUsage is how many times CPUs entered an idle state, summed over all CPUs.
+	// Double sum, monotonic, unit {entry}.
+	MetricCPUIdleUsage = "fleetwatt.cpu.idle_state.usage"
+	// MetricRejected counts power readings the agent rejected as physically implausible, by
+	// source and reason, since it started. Double sum, monotonic, cumulative, unit {reading}.
+	MetricRejected = "fleetwatt.agent.readings.rejected"
 )
 
 // Units in UCUM, as OpenTelemetry writes them.
@@ -39,6 +51,7 @@ const (
 	UnitWatt   = "W"
 	UnitSecond = "s"
 	UnitRatio  = "1"
+	UnitHertz  = "Hz"
 )
 
 // Resource attribute keys (OpenTelemetry semantic conventions unless prefixed fleetwatt.).
@@ -71,6 +84,9 @@ const (
 	AttrSource    = "fleetwatt.power.source"
 	AttrScope     = "fleetwatt.power.scope"
 	AttrMethod    = "fleetwatt.power.method"
+	AttrPrimary   = "fleetwatt.power.primary"  // bool: this reading stands for the host in comparisons
+	AttrIdleState = "fleetwatt.cpu.idle_state" // cpuidle state name: "C6", "WFI"
+	AttrReason    = "fleetwatt.reason"         // why a reading was rejected
 	AttrCPUMode   = "cpu.mode"
 	AttrCPUNumber = "cpu.logical_number"
 )

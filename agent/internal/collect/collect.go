@@ -6,13 +6,17 @@ package collect
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/fleetwatt/fleetwatt/agent/internal/energy"
 	"github.com/fleetwatt/fleetwatt/agent/internal/sensor"
 	"github.com/fleetwatt/fleetwatt/agent/internal/sensor/cpustat"
 	"github.com/fleetwatt/fleetwatt/agent/internal/sysfs"
+	"github.com/fleetwatt/fleetwatt/internal/semconv"
 )
 
 // Sample is what one cycle measured.
@@ -23,6 +27,55 @@ type Sample struct {
 	Power []energy.Delta
 	// CPU is the CPU time since the previous cycle; nil on the first cycle.
 	CPU *CPU
+	// Primary is the scope and source whose readings stand for the host in comparisons;
+	// empty when the sample has no power.
+	Primary Primary
+	// Rejected counts the readings rejected as implausible since Started, by source and
+	// reason; nil while there are none.
+	Rejected map[energy.Rejection]uint64
+	// Started is when the Collector started.
+	Started time.Time
+}
+
+// Primary names the readings that stand for a host: every reading of Source with Scope (the
+// sockets of a package scope together).
+type Primary struct {
+	Scope  semconv.Scope
+	Source string
+}
+
+// Is reports whether r is one of the primary readings.
+func (p Primary) Is(r sensor.Reading) bool { return r.Scope == p.Scope && r.Source == p.Source }
+
+// primaryScopes rank scopes for standing in for a host: the widest measured boundary first.
+// cpu-core, dram, io and gpu cover parts of a host only and never stand for it.
+var primaryScopes = []semconv.Scope{
+	semconv.ScopeWall, semconv.ScopeNodeDC, semconv.ScopePlatform, semconv.ScopeCPUPackage,
+	semconv.ScopeEstimatedHost,
+}
+
+// primarySources rank sources of one scope: the BMC sees the PSU, the ACPI meter the board,
+// then on-chip counters, then models.
+var primarySources = []string{
+	semconv.SourceIPMI, semconv.SourceRedfish, semconv.SourceACPI, semconv.SourceHwmon,
+	semconv.SourceRAPL, semconv.SourceNVML, semconv.SourceModel,
+}
+
+// choosePrimary picks the primary readings of a cycle: wall power when a BMC gives it, else
+// the widest measured scope; a model estimate only when nothing is measured.
+func choosePrimary(deltas []energy.Delta) Primary {
+	best, bestScope, bestSource := Primary{}, len(primaryScopes), len(primarySources)
+	for _, d := range deltas {
+		sc := slices.Index(primaryScopes, d.Reading.Scope)
+		src := slices.Index(primarySources, d.Reading.Source)
+		if sc < 0 || src < 0 {
+			continue
+		}
+		if sc < bestScope || (sc == bestScope && src < bestSource) {
+			best, bestScope, bestSource = Primary{d.Reading.Scope, d.Reading.Source}, sc, src
+		}
+	}
+	return best
 }
 
 // CPU is CPU time per mode over one interval, and since the agent started.
@@ -65,6 +118,7 @@ type Collector struct {
 	cpu      CPU // running totals
 
 	failing map[string]string // source → the error last reported
+	started time.Time
 	// ReadErrors counts failed reads of sources and of /proc/stat.
 	ReadErrors uint64
 }
@@ -73,6 +127,8 @@ type Collector struct {
 type Options struct {
 	// PerCPU adds CPU time per logical CPU to the host totals.
 	PerCPU bool
+	// Bounds are the plausibility bounds of readings; nil means none.
+	Bounds energy.Bounds
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -89,7 +145,7 @@ func New(fs sysfs.FS, sources []sensor.Source, opts Options, log *slog.Logger) *
 		perCPU:  opts.PerCPU,
 		log:     log,
 		now:     now,
-		meter:   energy.NewMeter(),
+		meter:   energy.NewMeter(opts.Bounds),
 		failing: make(map[string]string),
 	}
 }
@@ -104,7 +160,19 @@ func (c *Collector) Collect(ctx context.Context) Sample {
 		readings = append(readings, r...)
 		c.report(ctx, src.Name(), err)
 	}
-	s := Sample{At: at, Power: c.meter.Update(at, readings)}
+	if c.started.IsZero() {
+		c.started = at
+	}
+	before := len(c.meter.Rejected)
+	s := Sample{At: at, Power: c.meter.Update(at, readings), Started: c.started}
+	s.Primary = choosePrimary(s.Power)
+	if len(c.meter.Rejected) > 0 {
+		s.Rejected = maps.Clone(c.meter.Rejected)
+	}
+	if len(c.meter.Rejected) > before {
+		c.log.WarnContext(ctx, "implausible power readings rejected; counted in fleetwatt.agent.readings.rejected, logged once per source and reason",
+			"rejected", fmt.Sprint(c.meter.Rejected))
+	}
 
 	stat, err := cpustat.Read(c.fs)
 	c.report(ctx, "cpustat", err)

@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -39,9 +41,53 @@ type Config struct {
 	PerCPU bool `yaml:"per_cpu"`
 	// QueueBytes bounds the data kept in memory while the collector is unreachable.
 	QueueBytes int64 `yaml:"queue_bytes"`
+	// Sources configures the power sources.
+	Sources Sources `yaml:"sources"`
 	// Log configures the agent's own log.
 	Log Log `yaml:"log"`
 }
+
+// Sources configures the power sources. Every source the host has is read unless disabled;
+// the BMC over Redfish only when a URL is given, the model only when nothing is measured.
+type Sources struct {
+	// Disable lists sources not to read: rapl, hwmon, acpi, ipmi, redfish, nvml, model.
+	Disable []string `yaml:"disable"`
+	IPMI    IPMI     `yaml:"ipmi"`
+	Redfish Redfish  `yaml:"redfish"`
+	Model   Model    `yaml:"model"`
+}
+
+// IPMI configures the BMC's DCMI power reading through ipmitool or freeipmi.
+type IPMI struct {
+	// Command is the tool to run: "" looks up ipmitool, then ipmi-dcmi.
+	Command string   `yaml:"command"`
+	Timeout Duration `yaml:"timeout"`
+}
+
+// Redfish configures the BMC over HTTPS.
+type Redfish struct {
+	// URL is the BMC's base URL, "https://10.0.0.5"; empty leaves Redfish off.
+	URL string `yaml:"url"`
+	// CredentialsFile holds "username:password" on one line; it must not be readable by
+	// others.
+	CredentialsFile string `yaml:"credentials_file"`
+	// CAFile verifies the BMC's certificate; Insecure skips verification (a last resort).
+	CAFile   string   `yaml:"ca_file"`
+	Insecure bool     `yaml:"insecure"`
+	Timeout  Duration `yaml:"timeout"`
+}
+
+// Model configures the estimate used when nothing measures the host's power.
+type Model struct {
+	// IdleW and PeakW override the shipped table for this host's CPU (both > 0), W.
+	IdleW float64 `yaml:"idle_w"`
+	PeakW float64 `yaml:"peak_w"`
+	// Curve is the shape between idle and peak: linear or teads.
+	Curve string `yaml:"curve"`
+}
+
+// SourceNames are the sources Disable may name.
+var SourceNames = []string{"rapl", "hwmon", "acpi", "ipmi", "redfish", "nvml", "model"}
 
 // Log configures logging.
 type Log struct {
@@ -57,7 +103,12 @@ func Default() Config {
 		Interval:    Duration(10 * time.Second),
 		Temporality: "delta",
 		QueueBytes:  64 << 20,
-		Log:         Log{Level: "info", Format: "text"},
+		Sources: Sources{
+			IPMI:    IPMI{Timeout: Duration(5 * time.Second)},
+			Redfish: Redfish{Timeout: Duration(5 * time.Second)},
+			Model:   Model{Curve: "linear"},
+		},
+		Log: Log{Level: "info", Format: "text"},
 	}
 }
 
@@ -180,6 +231,25 @@ func (c *Config) Validate() error {
 	}
 	if c.QueueBytes < 1<<20 {
 		add("queue_bytes", "%d is below 1 MiB", c.QueueBytes)
+	}
+	for _, name := range c.Sources.Disable {
+		if !slices.Contains(SourceNames, name) {
+			add("sources.disable", "%q is not a source: want one of %s", name, strings.Join(SourceNames, ", "))
+		}
+	}
+	if c.Sources.Redfish.URL != "" {
+		if u, err := url.Parse(c.Sources.Redfish.URL); err != nil || u.Scheme != "https" || u.Host == "" {
+			add("sources.redfish.url", "%q: want https://host (BMCs serve Redfish over HTTPS)", c.Sources.Redfish.URL)
+		}
+		if c.Sources.Redfish.CredentialsFile == "" {
+			add("sources.redfish.credentials_file", "required with sources.redfish.url")
+		}
+	}
+	if m := c.Sources.Model; (m.IdleW > 0) != (m.PeakW > 0) || m.IdleW < 0 || m.PeakW < 0 || (m.PeakW > 0 && m.PeakW < m.IdleW) {
+		add("sources.model", "idle_w and peak_w go together, with 0 <= idle_w <= peak_w (got %v and %v)", m.IdleW, m.PeakW)
+	}
+	if c := c.Sources.Model.Curve; c != "linear" && c != "teads" {
+		add("sources.model.curve", "%q: want linear or teads", c)
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":

@@ -19,6 +19,7 @@ func TestExampleConfigLoads(t *testing.T) {
 	want := Default()
 	want.Endpoint = "http://127.0.0.1:4317"
 	want.Region, want.Zone = "cn-hangzhou", "cn-hangzhou-h"
+	want.Sources.Disable = []string{}
 	if diff := cmp.Diff(want, cfg); diff != "" {
 		t.Errorf("example config (-want +got):\n%s", diff)
 	}
@@ -69,11 +70,17 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 	cfg.Protocol = "udp"
 	cfg.Interval = Duration(time.Millisecond)
 	cfg.Log.Level = "loud"
+	cfg.Sources.Disable = []string{"rapl", "smartplug"}
+	cfg.Sources.Redfish.URL = "http://bmc"
+	cfg.Sources.Model.IdleW = 100
 	err := cfg.Validate()
 	if err == nil {
 		t.Fatal("Validate = nil, want errors")
 	}
-	for _, key := range []string{"root:", "protocol:", "interval:", "log.level:"} {
+	for _, key := range []string{
+		"root:", "protocol:", "interval:", "log.level:", `sources.disable: "smartplug"`,
+		"sources.redfish.url:", "sources.redfish.credentials_file:", "sources.model:",
+	} {
 		if !strings.Contains(err.Error(), key) {
 			t.Errorf("error %q does not mention %s", err, key)
 		}

@@ -10,6 +10,10 @@
 package export
 
 import (
+	"cmp"
+	"maps"
+	"slices"
+
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/sdk/instrumentation"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
@@ -47,6 +51,9 @@ func (b *Builder) Build(s collect.Sample) *metricdata.ResourceMetrics {
 	if s.CPU != nil {
 		metrics = append(metrics, b.cpuTime(s.CPU), cpuUtilization(s.CPU))
 	}
+	if len(s.Rejected) > 0 {
+		metrics = append(metrics, rejected(s))
+	}
 	if len(metrics) == 0 {
 		return nil
 	}
@@ -56,9 +63,10 @@ func (b *Builder) Build(s collect.Sample) *metricdata.ResourceMetrics {
 	}
 }
 
-func powerAttrs(d *energy.Delta) attribute.Set {
+func powerAttrs(d *energy.Delta, primary collect.Primary) attribute.Set {
 	r := d.Reading
 	return attribute.NewSet(
+		attribute.Bool(semconv.AttrPrimary, primary.Is(r)),
 		attribute.String(semconv.AttrHwID, r.ID),
 		attribute.String(semconv.AttrHwName, r.Name),
 		attribute.String(semconv.AttrHwType, r.Scope.HwType()),
@@ -72,7 +80,7 @@ func (b *Builder) energy(s collect.Sample) metricdata.Metrics {
 	points := make([]metricdata.DataPoint[float64], len(s.Power))
 	for i := range s.Power {
 		d := &s.Power[i]
-		p := metricdata.DataPoint[float64]{Attributes: powerAttrs(d), StartTime: d.Start, Time: d.End, Value: d.Joules}
+		p := metricdata.DataPoint[float64]{Attributes: powerAttrs(d, s.Primary), StartTime: d.Start, Time: d.End, Value: d.Joules}
 		if b.temporality == metricdata.CumulativeTemporality {
 			p.StartTime, p.Value = d.Since, d.TotalJ
 		}
@@ -90,7 +98,7 @@ func power(s collect.Sample) metricdata.Metrics {
 	points := make([]metricdata.DataPoint[float64], len(s.Power))
 	for i := range s.Power {
 		d := &s.Power[i]
-		points[i] = metricdata.DataPoint[float64]{Attributes: powerAttrs(d), StartTime: d.Start, Time: d.End, Value: d.Watts()}
+		points[i] = metricdata.DataPoint[float64]{Attributes: powerAttrs(d, s.Primary), StartTime: d.Start, Time: d.End, Value: d.Watts()}
 	}
 	return metricdata.Metrics{
 		Name:        semconv.MetricPower,
@@ -151,5 +159,26 @@ func cpuUtilization(c *collect.CPU) metricdata.Metrics {
 		Description: "Busy fraction (every mode but idle and iowait) of the logical CPUs over the collection interval",
 		Unit:        semconv.UnitRatio,
 		Data:        metricdata.Gauge[float64]{DataPoints: points},
+	}
+}
+
+// rejected reports the readings rejected as implausible. It is always cumulative: it is a
+// count since the agent started, and a total survives a lost export.
+func rejected(s collect.Sample) metricdata.Metrics {
+	keys := slices.SortedFunc(maps.Keys(s.Rejected), func(a, b energy.Rejection) int {
+		return cmp.Or(cmp.Compare(a.Source, b.Source), cmp.Compare(a.Reason, b.Reason))
+	})
+	points := make([]metricdata.DataPoint[float64], 0, len(keys))
+	for _, k := range keys {
+		points = append(points, metricdata.DataPoint[float64]{
+			Attributes: attribute.NewSet(attribute.String(semconv.AttrSource, k.Source), attribute.String(semconv.AttrReason, k.Reason)),
+			StartTime:  s.Started, Time: s.At, Value: float64(s.Rejected[k]),
+		})
+	}
+	return metricdata.Metrics{
+		Name:        semconv.MetricRejected,
+		Description: "Power readings rejected as physically implausible (negative, NaN, error sentinels, above the component's maximum)",
+		Unit:        "{reading}",
+		Data:        metricdata.Sum[float64]{DataPoints: points, Temporality: metricdata.CumulativeTemporality, IsMonotonic: true},
 	}
 }
