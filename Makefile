@@ -19,7 +19,7 @@ BINARIES     := fleetwatt-agent:./agent fleetwatt-collector:./collector
 
 export CGO_ENABLED := 0
 
-.PHONY: all build test test-short bench fuzz lint tools demo clean help
+.PHONY: all build deps test test-short bench fuzz lint tools demo clean help
 
 all: build
 
@@ -47,10 +47,13 @@ $(GOLANGCI):
 	@echo "installing golangci-lint $(GOLANGCI_VERSION) into $(TOOLS)/bin (a few minutes, once)"
 	GOBIN=$(TOOLS)/bin go install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_VERSION)
 
-test: $(INFLUXD) ## every test, with -race, against a real InfluxDB
+deps: ## system packages the tests need (qemu-user-static for the arm64 agent), via apt, once
+	@./scripts/deps.sh
+
+test: deps $(INFLUXD) ## every test, with -race, against a real InfluxDB and the arm64 agent under qemu
 	CGO_ENABLED=1 FLEETWATT_INFLUXD=$(INFLUXD) go test -race -count=1 -timeout 15m ./...
 
-test-short: $(INFLUXD) ## every test without the race detector (faster)
+test-short: deps $(INFLUXD) ## every test without the race detector (faster)
 	FLEETWATT_INFLUXD=$(INFLUXD) go test -count=1 ./...
 
 bench: $(INFLUXD) ## the benchmarks of the hot paths
@@ -68,7 +71,7 @@ fuzz: ## run every fuzz target for FUZZTIME (default 10s) each
 lint: $(GOLANGCI) ## golangci-lint (errorlint, sloglint, gosec, revive, staticcheck, gofumpt)
 	$(GOLANGCI) run ./...
 
-demo: build $(INFLUXD) ## build, start InfluxDB, the collector and an agent for this host, show the data
+demo: deps build $(INFLUXD) ## build, start InfluxDB, the collector and an agent for this host, show the data
 	./scripts/demo.sh
 
 clean: ## remove build outputs and demo data (keeps .tools)

@@ -19,6 +19,7 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/fleetwatt/fleetwatt/agent/internal/config"
 )
@@ -32,7 +33,7 @@ sends them over OTLP to a fleetwatt collector or any OpenTelemetry backend.
 Usage:
   fleetwatt-agent [flags]            collect and send every --interval until SIGINT/SIGTERM
   fleetwatt-agent doctor [flags]     show this host's identity, power sources (and why any are
-                                     missing) and a live reading
+                                     missing) and a live reading; --format json, --window 1s
   fleetwatt-agent version            print the version
 
 Configuration comes from defaults, then --config FILE (YAML, see agent.example.yaml), then
@@ -65,7 +66,7 @@ func mainErr(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 
-	cfg, err := parse(cmd, args, stderr)
+	cfg, opts, err := parse(cmd, args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
 	}
@@ -78,7 +79,7 @@ func mainErr(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if cmd == "doctor" {
-		err = doctor(ctx, cfg, stdout)
+		err = doctor(ctx, cfg, opts.format, opts.window, stdout)
 	} else {
 		err = run(ctx, cfg, log)
 	}
@@ -89,8 +90,14 @@ func mainErr(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
+// doctorOptions are the flags only doctor has.
+type doctorOptions struct {
+	format string
+	window time.Duration
+}
+
 // parse builds the configuration from the defaults, the file, the environment and the flags.
-func parse(cmd string, args []string, stderr io.Writer) (config.Config, error) {
+func parse(cmd string, args []string, stderr io.Writer) (config.Config, doctorOptions, error) {
 	fs := flag.NewFlagSet("fleetwatt-agent "+cmd, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
@@ -114,19 +121,27 @@ func parse(cmd string, args []string, stderr io.Writer) (config.Config, error) {
 		logFormat   = fs.String("log-format", def.Log.Format, "log format: text or json")
 	)
 	fs.Var(&interval, "interval", "time between collections")
+	opts := doctorOptions{format: "text", window: time.Second}
+	if cmd == "doctor" {
+		fs.StringVar(&opts.format, "format", opts.format, "doctor output: text or json")
+		fs.DurationVar(&opts.window, "window", opts.window, "doctor's live reading: time between its two readings")
+	}
 	if err := fs.Parse(args); err != nil {
-		return def, err
+		return def, opts, err
 	}
 	if fs.NArg() > 0 {
-		return def, fmt.Errorf("unexpected arguments %q (flags come as --name value)", fs.Args())
+		return def, opts, fmt.Errorf("unexpected arguments %q (flags come as --name value)", fs.Args())
+	}
+	if opts.format != "text" && opts.format != "json" {
+		return def, opts, fmt.Errorf("--format %q: want text or json", opts.format)
 	}
 
 	cfg, err := config.Load(*path)
 	if err != nil {
-		return cfg, err
+		return cfg, opts, err
 	}
 	if err := cfg.ApplyEnv(os.Getenv); err != nil {
-		return cfg, err
+		return cfg, opts, err
 	}
 	fs.Visit(func(f *flag.Flag) {
 		switch f.Name {
@@ -157,9 +172,9 @@ func parse(cmd string, args []string, stderr io.Writer) (config.Config, error) {
 		}
 	})
 	if err := cfg.Validate(); err != nil {
-		return cfg, fmt.Errorf("invalid configuration:\n%w", err)
+		return cfg, opts, fmt.Errorf("invalid configuration:\n%w", err)
 	}
-	return cfg, nil
+	return cfg, opts, nil
 }
 
 func newLogger(c config.Log, w io.Writer) *slog.Logger {
