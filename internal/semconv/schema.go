@@ -71,6 +71,12 @@ const (
 	FieldBusyTotal   = "busy_total_s" // busy CPU-seconds since the sender's start (cumulative senders)
 	FieldTotal       = "total_s"      // CPU-seconds of all modes over the interval
 	FieldUtilization = "utilization"  // 0..1, from system.cpu.utilization
+	FieldFrequency   = "frequency_hz" // Hz, from system.cpu.frequency
+
+	FieldIdleTime  = "time_s"       // s in the idle state over the interval, all CPUs
+	FieldIdleUsage = "usage"        // entries into the idle state over the interval, all CPUs
+	FieldIdleTimeT = "time_total_s" // s in the idle state since the sender's start (cumulative)
+	FieldIdleUseT  = "usage_total"  // entries since the sender's start (cumulative)
 
 	FieldSockets     = "sockets"
 	FieldCores       = "cores"

@@ -25,7 +25,11 @@ func TestSchemaDocumented(t *testing.T) {
 		MeasurementPower, MeasurementCPU, MeasurementHost,
 		FieldEnergy, FieldEnergyTotal, FieldInterval, FieldPower, FieldBusy, FieldTotal,
 		FieldUtilization, FieldSockets, FieldCores, FieldLogicalCPUs, FieldSysVendor,
-		FieldProduct, FieldAgent, FieldIntervalCfg, FieldBusyTotal,
+		FieldProduct, FieldAgent, FieldIntervalCfg, FieldBusyTotal, FieldFrequency, FieldIdleTime,
+		FieldIdleUsage, FieldIdleTimeT, FieldIdleUseT, FieldThreads, FieldNominalHz, FieldCPUCore,
+		FieldVirtual, MeasurementCPUIdle, MetricCPUFrequency, MetricCPUIdleTime, MetricCPUIdleUsage,
+		MetricRejected, AttrPrimary, AttrIdleState, AttrReason, AttrThreadsPerCore, AttrNominalHz,
+		AttrCPUCore, AttrVirtual, TagPrimary, TagIdleState,
 		SourceRAPL, SourceHwmon, SourceACPI, SourceIPMI, SourceRedfish, SourceNVML, SourceModel,
 		MethodMeasured, MethodEstimated, InstrumentationScope,
 	}

@@ -73,7 +73,11 @@ const (
 	AttrLogicalCPUs    = "fleetwatt.host.cpu.logical_count" // int: logical CPUs (vCPUs)
 	AttrSystemVendor   = "fleetwatt.host.dmi.sys_vendor"
 	AttrSystemProduct  = "fleetwatt.host.dmi.product_name"
-	AttrAgentInterval  = "fleetwatt.agent.interval_s" // double: the agent's collection interval
+	AttrAgentInterval  = "fleetwatt.agent.interval_s"          // double: the agent's collection interval
+	AttrThreadsPerCore = "fleetwatt.host.cpu.threads_per_core" // int: SMT threads per core
+	AttrNominalHz      = "fleetwatt.host.cpu.nominal_hz"       // double: nominal (base) frequency, Hz
+	AttrCPUCore        = "fleetwatt.host.cpu.core"             // arm64 core design: "Neoverse-N1"
+	AttrVirtual        = "fleetwatt.host.virtual"              // bool: runs under a hypervisor
 )
 
 // Data point attribute keys.

@@ -256,6 +256,7 @@ func (c *converter) host(r *resource) {
 		{semconv.AttrSockets, semconv.FieldSockets},
 		{semconv.AttrCores, semconv.FieldCores},
 		{semconv.AttrLogicalCPUs, semconv.FieldLogicalCPUs},
+		{semconv.AttrThreadsPerCore, semconv.FieldThreads},
 	} {
 		if v, ok := r.attrs.Get(f.attr); ok {
 			if n, ok := attrInt(v); ok {
@@ -267,15 +268,24 @@ func (c *converter) host(r *resource) {
 		{semconv.AttrSystemVendor, semconv.FieldSysVendor},
 		{semconv.AttrSystemProduct, semconv.FieldProduct},
 		{semconv.AttrServiceVersion, semconv.FieldAgent},
+		{semconv.AttrCPUCore, semconv.FieldCPUCore},
 	} {
 		if v, ok := r.attrs.Get(f.attr); ok && v.AsString() != "" {
 			fields = append(fields, field{f.field, v.AsString()})
 		}
 	}
-	if v, ok := r.attrs.Get(semconv.AttrAgentInterval); ok {
-		if x, ok := attrFloat(v); ok {
-			fields = append(fields, field{semconv.FieldIntervalCfg, x})
+	for _, f := range []struct{ attr, field string }{
+		{semconv.AttrAgentInterval, semconv.FieldIntervalCfg},
+		{semconv.AttrNominalHz, semconv.FieldNominalHz},
+	} {
+		if v, ok := r.attrs.Get(f.attr); ok {
+			if x, ok := attrFloat(v); ok {
+				fields = append(fields, field{f.field, x})
+			}
 		}
+	}
+	if v, ok := r.attrs.Get(semconv.AttrVirtual); ok && v.Type() == pcommon.ValueTypeBool {
+		fields = append(fields, field{semconv.FieldVirtual, v.Bool()})
 	}
 	if len(fields) == 0 {
 		return
@@ -429,10 +439,14 @@ func (c *converter) gaugePoint(r *resource, name string, dp pmetric.NumberDataPo
 		b.powerSent = true
 		r.schema = true
 		return
-	case semconv.MetricCPUUtilization:
+	case semconv.MetricCPUUtilization, semconv.MetricCPUFrequency:
 		if _, ok := attrs.Get(semconv.AttrCPUMode); !ok {
 			b := c.get(semconv.MeasurementCPU, c.cpuTags(r, attrs), ts)
-			b.set(semconv.FieldUtilization, v)
+			if name == semconv.MetricCPUFrequency {
+				b.set(semconv.FieldFrequency, v)
+			} else {
+				b.set(semconv.FieldUtilization, v)
+			}
 			r.schema = true
 			return
 		}
@@ -471,6 +485,26 @@ func (c *converter) sumPoint(r *resource, name string, delta bool, dp pmetric.Nu
 			}
 		}
 		return
+	case semconv.MetricCPUIdleTime, semconv.MetricCPUIdleUsage:
+		if state, ok := attrs.Get(semconv.AttrIdleState); ok && state.AsString() != "" {
+			b := c.get(semconv.MeasurementCPUIdle, c.idleTags(r, attrs, state.AsString()), ts)
+			r.schema = true
+			usage := name == semconv.MetricCPUIdleUsage
+			switch {
+			case delta && usage:
+				b.set(semconv.FieldIdleUsage, v)
+			case delta:
+				b.set(semconv.FieldIdleTime, v)
+			case usage:
+				b.set(semconv.FieldIdleUseT, v)
+			default:
+				b.set(semconv.FieldIdleTimeT, v)
+			}
+			if delta && hasInterval {
+				b.set(semconv.FieldInterval, interval)
+			}
+			return
+		}
 	case semconv.MetricCPUTime:
 		if mode, ok := attrs.Get(semconv.AttrCPUMode); ok && mode.AsString() != "" {
 			b := c.get(semconv.MeasurementCPU, c.cpuTags(r, attrs), ts)
@@ -588,6 +622,18 @@ func (c *converter) cpuTags(r *resource, attrs pcommon.Map) []tag {
 		tags = setTag(tags, semconv.TagCPU, v.AsString())
 		sortTags(tags)
 	}
+	c.tags = tags
+	return tags
+}
+
+// idleTags returns the cpuidle measurement's tags: the host's, the state, and the CPU when
+// the point is per CPU.
+func (c *converter) idleTags(r *resource, attrs pcommon.Map, state string) []tag {
+	tags := setTag(append(c.tags[:0], r.tags...), semconv.TagIdleState, state)
+	if v, ok := attrs.Get(semconv.AttrCPUNumber); ok {
+		tags = setTag(tags, semconv.TagCPU, v.AsString())
+	}
+	sortTags(tags)
 	c.tags = tags
 	return tags
 }

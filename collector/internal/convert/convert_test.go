@@ -227,6 +227,34 @@ func TestConvert(t *testing.T) {
 				{"hwmon0/power2", "IO power", semconv.SourceHwmon, semconv.ScopeIO, 450, 0},
 			}, 0, true)
 		}},
+		{"cpu_state", func(md pmetric.Metrics) {
+			// Frequency, idle states and the host facts an arm64 agent adds.
+			rm := md.ResourceMetrics().AppendEmpty()
+			a := rm.Resource().Attributes()
+			a.PutStr(semconv.AttrHostName, "grace-1")
+			a.PutStr(semconv.AttrHostArch, "arm64")
+			a.PutInt(semconv.AttrThreadsPerCore, 1)
+			a.PutDouble(semconv.AttrNominalHz, 3.1e9)
+			a.PutStr(semconv.AttrCPUCore, "Neoverse-V2")
+			a.PutBool(semconv.AttrVirtual, false)
+			ms := rm.ScopeMetrics().AppendEmpty().Metrics()
+			gaugeDP(ms, semconv.MetricCPUFrequency).SetDoubleValue(3.0e9)
+			for _, st := range []struct {
+				state       string
+				time, usage float64
+			}{{"WFI", 412.5, 90000}, {"cpuoff", 301, 1200}} {
+				dp := sumDP(ms, semconv.MetricCPUIdleTime, true)
+				dp.Attributes().PutStr(semconv.AttrIdleState, st.state)
+				dp.SetDoubleValue(st.time)
+				dp = sumDP(ms, semconv.MetricCPUIdleUsage, true)
+				dp.Attributes().PutStr(semconv.AttrIdleState, st.state)
+				dp.SetDoubleValue(st.usage)
+			}
+			dp := sumDP(ms, semconv.MetricCPUIdleTime, false)
+			dp.Attributes().PutStr(semconv.AttrIdleState, "WFI")
+			dp.SetTimestamp(ts(t0.Add(time.Second)))
+			dp.SetDoubleValue(99999)
+		}},
 		{"int_values", func(md pmetric.Metrics) {
 			// An SDK with int64 counters: values stored as floats, like everyone else's.
 			ms := otelHost(md, map[string]string{semconv.AttrHostName: "db-2"})
