@@ -82,7 +82,7 @@ const (
 
 // Data point attribute keys.
 const (
-	AttrHwID      = "hw.id"   // sensor identity within a host and source: "package-0", "power_meter/power1"
+	AttrHwID      = "hw.id"   // sensor identity within a host and source: "package-0", "ACPI000D:00"
 	AttrHwType    = "hw.type" // OpenTelemetry hw.type: cpu, memory, power_supply, enclosure, gpu
 	AttrHwName    = "hw.name" // the driver's label: "package-0", "CPU power", "Grace Power Socket 0"
 	AttrSource    = "fleetwatt.power.source"
@@ -104,9 +104,9 @@ type Scope string
 const (
 	ScopeWall          Scope = "wall"           // PSU input, as a BMC or a PDU sees it
 	ScopeNodeDC        Scope = "node-dc"        // PSU output
-	ScopePlatform      Scope = "platform"       // RAPL psys, SoC envelope (Grace Module or socket)
-	ScopeCPUPackage    Scope = "cpu-package"    // RAPL package, Ampere "CPU power"
-	ScopeCPUCore       Scope = "cpu-core"       // RAPL core (PP0)
+	ScopePlatform      Scope = "platform"       // RAPL psys, ACPI power meter, Grace "Module"
+	ScopeCPUPackage    Scope = "cpu-package"    // RAPL package, Ampere "CPU power", Grace "Grace" (CPU+LPDDR5X)
+	ScopeCPUCore       Scope = "cpu-core"       // RAPL core (PP0), Grace "CPU" rail
 	ScopeDRAM          Scope = "dram"           // RAPL dram
 	ScopeIO            Scope = "io"             // Ampere "IO power", Grace SysIO
 	ScopeGPU           Scope = "gpu"            // NVML board power

@@ -34,7 +34,7 @@ type Source interface {
 // counter (Counter true: EnergyUJ and MaxUJ) or a power sample (PowerW).
 type Reading struct {
 	// ID identifies the zone within its source on this host and is stable across reboots when
-	// the hardware is ("package-0", "dram-1", "psys", "power_meter/power1"). It becomes hw.id.
+	// the hardware is ("package-0", "dram-1", "psys", "ACPI000D:00"). It becomes hw.id.
 	ID string
 	// Name is the driver's own label ("package-0", "CPU power"); it becomes hw.name.
 	Name string

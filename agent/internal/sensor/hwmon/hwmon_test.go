@@ -89,11 +89,13 @@ const (
 	acpiMeter0 = "LNXSYSTM:00/LNXSYBUS:00/ACPI000D:00"
 	acpiMeter1 = "LNXSYSTM:00/LNXSYBUS:00/ACPI000D:01"
 	xgene      = "platform/APMC0D29:00"
+	xgene1     = "platform/APMC0D29:01"
+	ina3221    = "platform/3160000.i2c/i2c-0/0-0040"
 )
 
 func TestReadMachines(t *testing.T) {
 	t.Parallel()
-	r, err := Open(sysfs.New(fixture.Root(t, "intel-xeon-2s")))
+	r, err := Open(sysfs.New(fixture.Root(t, "ampere-altra")))
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
@@ -101,9 +103,10 @@ func TestReadMachines(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Read: %v", err)
 	}
-	// The two coretemp chips have temperatures only.
+	// temp1 ("SoC Temperature") is no power channel.
 	want := []sensor.Reading{
-		power("power_meter/power1", "power_meter power1", semconv.ScopePlatform, 287),
+		power("cpu-0", "CPU power", semconv.ScopeCPUPackage, 16.28),
+		power("io-0", "IO power", semconv.ScopeIO, 31.9),
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("Read (-want +got):\n%s", diff)
@@ -113,135 +116,152 @@ func TestReadMachines(t *testing.T) {
 	}
 }
 
-func TestChannels(t *testing.T) {
+func TestChannelsAndInfo(t *testing.T) {
 	t.Parallel()
-	root := fixture.Root(t, "intel-xeon-2s")
+	root := fixture.Root(t, "ampere-altra")
 	r, err := Open(sysfs.New(root))
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []Channel{{
-		ID: "power_meter/power1", Name: "power_meter power1", Chip: "power_meter",
-		Scope: semconv.ScopePlatform,
-		Path:  filepath.Join(root, "sys/class/hwmon/hwmon1/device/power1_average"),
-	}}
+	dir := filepath.Join(root, "sys/class/hwmon/hwmon0")
+	want := []Channel{
+		{ID: "cpu-0", Name: "CPU power", Chip: "apm_xgene", Scope: semconv.ScopeCPUPackage, Path: filepath.Join(dir, "power1_input")},
+		{ID: "io-0", Name: "IO power", Chip: "apm_xgene", Scope: semconv.ScopeIO, Path: filepath.Join(dir, "power2_input")},
+	}
 	if diff := cmp.Diff(want, r.Channels()); diff != "" {
 		t.Errorf("Channels (-want +got):\n%s", diff)
+	}
+	wantInfo := sensor.Info{Detail: dir + " (apm_xgene)"}
+	if diff := cmp.Diff(wantInfo, r.Info()); diff != "" {
+		t.Errorf("Info (-want +got):\n%s", diff)
 	}
 }
 
 func TestReadLayouts(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
-		name  string
-		build func(h *tree)
-		want  []sensor.Reading
+		name        string
+		build       func(h *tree)
+		want        []sensor.Reading
+		wantSkipped []Skipped
 	}{
 		{
-			name: "ampere xgene-hwmon",
+			name: "2-socket Altra: sockets from the ACPI device order",
 			build: func(h *tree) {
-				h.chip("hwmon0", xgene, map[string]string{
+				h.chip("hwmon3", xgene1, map[string]string{
+					"name":         "apm_xgene\n",
+					"power1_input": "20000000\n", "power1_label": "CPU power\n",
+					"power2_input": "30000000\n", "power2_label": "IO power\n",
+				}, nil)
+				h.chip("hwmon1", xgene, map[string]string{
 					"name":         "apm_xgene\n",
 					"power1_input": "16280000\n", "power1_label": "CPU power\n",
 					"power2_input": "31900000\n", "power2_label": "IO power\n",
-					"temp1_input": "44000\n", "temp1_label": "SoC Temperature\n",
 				}, nil)
 			},
 			want: []sensor.Reading{
-				power("apm_xgene/power1", "CPU power", semconv.ScopeCPUPackage, 16.28),
-				power("apm_xgene/power2", "IO power", semconv.ScopeIO, 31.9),
+				power("cpu-0", "CPU power", semconv.ScopeCPUPackage, 16.28),
+				power("cpu-1", "CPU power", semconv.ScopeCPUPackage, 20),
+				power("io-0", "IO power", semconv.ScopeIO, 31.9),
+				power("io-1", "IO power", semconv.ScopeIO, 30),
 			},
-		},
-		{
-			name: "average preferred to input",
-			build: func(h *tree) {
-				h.chip("hwmon3", "platform/meter.0", map[string]string{
-					"name": "meter\n", "power1_input": "1000000\n", "power1_average": "2000000\n",
-				}, nil)
-			},
-			want: []sensor.Reading{power("meter/power1", "meter power1", semconv.ScopePlatform, 2)},
 		},
 		{
 			name: "disabled channel skipped",
 			build: func(h *tree) {
-				h.chip("hwmon0", "platform/meter.0", map[string]string{
-					"name":         "meter\n",
-					"power1_input": "1000000\n", "power1_enable": "0\n",
-					"power2_input": "3000000\n", "power2_enable": "1\n",
+				h.chip("hwmon0", xgene, map[string]string{
+					"name":         "apm_xgene\n",
+					"power1_input": "1000000\n", "power1_label": "CPU power\n", "power1_enable": "0\n",
+					"power2_input": "3000000\n", "power2_label": "IO power\n", "power2_enable": "1\n",
 				}, nil)
 			},
-			want: []sensor.Reading{power("meter/power2", "meter power2", semconv.ScopePlatform, 3)},
+			want: []sensor.Reading{power("io-0", "IO power", semconv.ScopeIO, 3)},
 		},
 		{
-			name: "label, then oem info, then chip and channel",
+			name: "Jetson INA3221: voltage × current by channel, labels from the device tree",
 			build: func(h *tree) {
-				h.chip("hwmon0", acpiMeter0, map[string]string{"name": "power_meter\n"}, map[string]string{
-					"power1_average": "98000000\n", "power1_oem_info": "Grace Power Socket 0\n",
+				h.chip("hwmon1", ina3221, map[string]string{
+					"name":      "ina3221\n",
+					"in1_input": "5072\n", "in1_label": "VDD_IN\n", "in1_enable": "1\n", "curr1_input": "1104\n",
+					"in2_input": "5064\n", "in2_label": "VDD_CPU_GPU_CV\n", "in2_enable": "1\n", "curr2_input": "312\n",
+					"in3_input": "5072\n", "in3_label": "VDD_CPU\n", "in3_enable": "0\n", "curr3_input": "0\n",
+					// shunt voltages and the summation channel pair with nothing
+					"in4_input": "44\n", "in5_input": "12\n", "in6_input": "0\n", "in7_input": "56\n",
+					"in7_label": "sum of shunt voltages\n", "curr4_input": "1416\n",
+					"shunt1_resistor": "5000\n",
+				}, nil)
+			},
+			want:        []sensor.Reading{power("ina3221/in1", "VDD_IN", semconv.ScopePlatform, 5.599488)},
+			wantSkipped: []Skipped{{Chip: "ina3221", Channel: "in2", Name: "VDD_CPU_GPU_CV"}},
+		},
+		{
+			name: "other chips: voltage and current paired by label, power read directly",
+			build: func(h *tree) {
+				h.chip("hwmon2", "i2c-1/1-0041", map[string]string{
+					"name":      "ina3221\n",
+					"in1_input": "1000\n", "in1_label": "VDD_CPU\n", "curr1_input": "2000\n",
+				}, nil)
+				h.chip("hwmon3", "i2c-1/1-0040", map[string]string{
+					"name":      "ina226\n",
+					"in0_input": "2\n", "in1_input": "12000\n", "curr1_input": "500\n",
+					"power1_input": "6000000\n",
+				}, nil)
+			},
+			want:        []sensor.Reading{power("ina3221/in1", "VDD_CPU", semconv.ScopeCPUCore, 2)},
+			wantSkipped: []Skipped{{Chip: "ina226", Channel: "power1"}},
+		},
+		{
+			name: "ACPI power meter left to package acpi",
+			build: func(h *tree) {
+				h.chip("hwmon0", acpiMeter0, nil, map[string]string{
+					"name": "power_meter\n", "power1_average": "98000000\n", "power1_oem_info": "Grace Power Socket 0\n",
 				})
-				h.chip("hwmon1", "platform/meter.0", map[string]string{
-					"name":         "meter\n",
-					"power1_input": "1000000\n", "power1_label": "Board\n", "power1_oem_info": "ignored\n",
-					"power2_input": "2000000\n", "power2_oem_info": "\n",
+				h.chip("hwmon1", acpiMeter1, map[string]string{"name": "power_meter\n"}, map[string]string{
+					"power1_average": "1000000\n",
+				})
+				h.chip("hwmon2", xgene, map[string]string{
+					"name": "apm_xgene\n", "power1_input": "1000000\n", "power1_label": "CPU power\n",
 				}, nil)
 			},
-			want: []sensor.Reading{
-				power("meter/power1", "Board", semconv.ScopePlatform, 1),
-				power("meter/power2", "meter power2", semconv.ScopePlatform, 2),
-				power("power_meter/power1", "Grace Power Socket 0", semconv.ScopePlatform, 98),
-			},
+			want: []sensor.Reading{power("cpu-0", "CPU power", semconv.ScopeCPUPackage, 1)},
 		},
 		{
-			name: "energy counter",
+			name: "energy counter of a known rail",
 			build: func(h *tree) {
-				h.chip("hwmon0", "platform/meter.0", map[string]string{
-					"name": "meter\n", "energy1_input": "123456789\n", "energy1_label": "CPU power\n",
+				h.chip("hwmon0", xgene, map[string]string{
+					"name": "apm_xgene\n", "energy1_input": "123456789\n", "energy1_label": "CPU power\n",
 				}, nil)
 			},
-			want: []sensor.Reading{energy("meter/energy1", "CPU power", semconv.ScopeCPUPackage, 123456789)},
+			want: []sensor.Reading{energy("cpu-0", "CPU power", semconv.ScopeCPUPackage, 123456789)},
 		},
 		{
-			name: "chips of the same name told apart by their device",
+			name: "average preferred to input; attributes on the device read once",
 			build: func(h *tree) {
-				h.chip("hwmon4", acpiMeter1, map[string]string{"name": "power_meter\n"}, map[string]string{"power1_average": "2000000\n"})
-				h.chip("hwmon2", acpiMeter0, map[string]string{"name": "power_meter\n"}, map[string]string{"power1_average": "1000000\n"})
-			},
-			want: []sensor.Reading{
-				power("power_meter.ACPI000D:00/power1", "power_meter power1", semconv.ScopePlatform, 1),
-				power("power_meter.ACPI000D:01/power1", "power_meter power1", semconv.ScopePlatform, 2),
-			},
-		},
-		{
-			name: "old layout: name on the device",
-			build: func(h *tree) {
-				h.chip("hwmon0", acpiMeter0, nil, map[string]string{"name": "power_meter\n", "power1_average": "5000000\n"})
-			},
-			want: []sensor.Reading{power("power_meter/power1", "power_meter power1", semconv.ScopePlatform, 5)},
-		},
-		{
-			name: "channel in both directories read once, from hwmonN",
-			build: func(h *tree) {
-				h.chip("hwmon0", acpiMeter0,
-					map[string]string{"name": "power_meter\n", "power1_average": "7000000\n"},
+				h.chip("hwmon0", xgene,
+					map[string]string{"name": "apm_xgene\n", "power1_input": "1000000\n", "power1_average": "2000000\n", "power1_label": "CPU power\n"},
 					map[string]string{"power1_average": "8000000\n"})
 			},
-			want: []sensor.Reading{power("power_meter/power1", "power_meter power1", semconv.ScopePlatform, 7)},
+			want: []sensor.Reading{power("cpu-0", "CPU power", semconv.ScopeCPUPackage, 2)},
 		},
 		{
-			name: "attributes without a value",
+			name: "unknown chips skipped, known ones kept",
 			build: func(h *tree) {
-				h.chip("hwmon0", acpiMeter0, map[string]string{"name": "power_meter\n"}, map[string]string{
-					"power1_cap": "300000000\n", "power1_average_interval": "1000\n", "power1_label": "x\n",
-					"power2_input": "1000000\n", "power/runtime_status": "unsupported\n",
-				})
+				h.chip("hwmon0", "platform/meter.0", map[string]string{
+					"name": "meter\n", "power1_input": "1000000\n", "power1_label": "Board\n", "energy2_input": "5\n",
+				}, nil)
+				h.chip("hwmon5", "platform/meter.1", map[string]string{"power1_input": "1000000\n"}, nil)
+				h.chip("hwmon6", xgene, map[string]string{
+					"name": "apm_xgene\n", "power1_input": "7000000\n", "power1_label": "CPU power\n",
+					"power3_input": "1\n", "power3_label": "DIMM power\n",
+				}, nil)
 			},
-			want: []sensor.Reading{power("power_meter/power2", "power_meter power2", semconv.ScopePlatform, 1)},
-		},
-		{
-			name: "chip without a name",
-			build: func(h *tree) {
-				h.chip("hwmon5", "platform/meter.0", map[string]string{"power1_input": "1000000\n"}, nil)
+			want: []sensor.Reading{power("cpu-0", "CPU power", semconv.ScopeCPUPackage, 7)},
+			wantSkipped: []Skipped{
+				{Chip: "apm_xgene", Channel: "power3", Name: "DIMM power"},
+				{Chip: "hwmon5", Channel: "power1"},
+				{Chip: "meter", Channel: "energy2"},
+				{Chip: "meter", Channel: "power1", Name: "Board"},
 			},
-			want: []sensor.Reading{power("hwmon5/power1", "hwmon5 power1", semconv.ScopePlatform, 1)},
 		},
 	}
 	for _, tt := range tests {
@@ -260,6 +280,16 @@ func TestReadLayouts(t *testing.T) {
 			if diff := cmp.Diff(tt.want, got); diff != "" {
 				t.Errorf("Read (-want +got):\n%s", diff)
 			}
+			skipped := r.Skipped()
+			for i := range skipped {
+				if skipped[i].Reason == "" {
+					t.Errorf("%+v skipped without a reason", skipped[i])
+				}
+				skipped[i].Reason = ""
+			}
+			if diff := cmp.Diff(tt.wantSkipped, skipped); diff != "" {
+				t.Errorf("Skipped (-want +got):\n%s", diff)
+			}
 		})
 	}
 }
@@ -269,19 +299,23 @@ func TestOpenNotFound(t *testing.T) {
 	tests := []struct {
 		name  string
 		build func(h *tree)
+		want  string // in the error
 	}{
 		{"no hwmon class", func(h *tree) {
 			if err := os.Remove(filepath.Join(h.root, "sys/class/hwmon")); err != nil {
 				h.t.Fatal(err)
 			}
-		}},
-		{"empty hwmon class", func(*tree) {}},
+		}, "no hwmon driver"},
+		{"empty hwmon class", func(*tree) {}, "no known power"},
 		{"temperatures only", func(h *tree) {
 			h.chip("hwmon0", "platform/coretemp.0", map[string]string{"name": "coretemp\n", "temp1_input": "45000\n"}, nil)
-		}},
+		}, "no known power"},
 		{"disabled channels only", func(h *tree) {
-			h.chip("hwmon0", "platform/meter.0", map[string]string{"name": "meter\n", "power1_input": "1\n", "power1_enable": "0\n"}, nil)
-		}},
+			h.chip("hwmon0", xgene, map[string]string{"name": "apm_xgene\n", "power1_input": "1\n", "power1_label": "CPU power\n", "power1_enable": "0\n"}, nil)
+		}, "no known power"},
+		{"unknown chip only: reported", func(h *tree) {
+			h.chip("hwmon0", "platform/meter.0", map[string]string{"name": "meter\n", "power1_input": "1\n"}, nil)
+		}, "meter power1 skipped"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -289,14 +323,17 @@ func TestOpenNotFound(t *testing.T) {
 			h := newTree(t, "")
 			tt.build(h)
 			r, err := Open(h.fs())
-			if !errors.Is(err, sensor.ErrNotFound) || r != nil {
-				t.Fatalf("Open = %v, %v; want an error wrapping sensor.ErrNotFound", r, err)
+			if !errors.Is(err, sensor.ErrNotFound) || r != nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("Open = %v, %v; want an error wrapping sensor.ErrNotFound saying %q", r, err, tt.want)
 			}
 		})
 	}
-	// A machine without any hwmon power channel, as the AMD fixture is.
-	if _, err := Open(sysfs.New(fixture.Root(t, "amd-epyc"))); !errors.Is(err, sensor.ErrNotFound) {
-		t.Errorf("Open(amd-epyc) = %v, want an error wrapping sensor.ErrNotFound", err)
+	// Machines without a known hwmon power channel; the ACPI meters of intel-xeon-2s and
+	// nvidia-grace belong to package acpi.
+	for _, m := range []string{"intel-xeon-2s", "amd-epyc", "nvidia-grace", "vm-kvm"} {
+		if _, err := Open(sysfs.New(fixture.Root(t, m))); !errors.Is(err, sensor.ErrNotFound) {
+			t.Errorf("Open(%s) = %v, want an error wrapping sensor.ErrNotFound", m, err)
+		}
 	}
 }
 
@@ -304,24 +341,27 @@ func TestReadBadValue(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name    string
-		attr    string
-		value   string
+		attrs   map[string]string
 		wantErr error
 	}{
-		{"acpi error value", "power2_average", "4294967295000\n", errACPIError},
-		{"negative power", "power2_input", "-1000\n", errNegative},
-		{"negative energy", "energy2_input", "-1\n", errNegative},
-		{"empty", "power2_input", "", sysfs.ErrEmpty},
-		{"garbage", "power2_input", "n/a\n", strconv.ErrSyntax},
-		{"fraction", "power2_input", "1.5\n", strconv.ErrSyntax},
+		{"negative power", map[string]string{"power2_input": "-1000\n"}, errNegative},
+		{"negative energy", map[string]string{"power2_input": "", "energy2_input": "-1\n"}, errNegative},
+		{"empty", map[string]string{"power2_input": ""}, sysfs.ErrEmpty},
+		{"garbage", map[string]string{"power2_input": "n/a\n"}, strconv.ErrSyntax},
+		{"fraction", map[string]string{"power2_input": "1.5\n"}, strconv.ErrSyntax},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			h := newTree(t, "")
-			h.chip("hwmon0", "platform/meter.0", map[string]string{
-				"name": "meter\n", "power1_input": "1000000\n", tt.attr: tt.value,
-			}, nil)
+			attrs := map[string]string{
+				"name": "apm_xgene\n", "power1_input": "1000000\n", "power1_label": "CPU power\n",
+				"power2_label": "IO power\n", "energy2_label": "IO power\n",
+			}
+			for k, v := range tt.attrs {
+				attrs[k] = v
+			}
+			h.chip("hwmon0", xgene, attrs, nil)
 			r, err := Open(h.fs())
 			if err != nil {
 				t.Fatalf("Open: %v", err)
@@ -330,10 +370,10 @@ func TestReadBadValue(t *testing.T) {
 			if !errors.Is(err, tt.wantErr) {
 				t.Errorf("Read error = %v, want one wrapping %v", err, tt.wantErr)
 			}
-			if err != nil && !strings.Contains(err.Error(), "meter/"+strings.Split(tt.attr, "_")[0]) {
+			if err != nil && !strings.Contains(err.Error(), "io-0") {
 				t.Errorf("Read error %q does not name the channel", err)
 			}
-			want := []sensor.Reading{power("meter/power1", "meter power1", semconv.ScopePlatform, 1)}
+			want := []sensor.Reading{power("cpu-0", "CPU power", semconv.ScopeCPUPackage, 1)}
 			if diff := cmp.Diff(want, got); diff != "" {
 				t.Errorf("Read (-want +got):\n%s", diff)
 			}
@@ -343,7 +383,7 @@ func TestReadBadValue(t *testing.T) {
 
 func TestReadCanceled(t *testing.T) {
 	t.Parallel()
-	r, err := Open(sysfs.New(fixture.Root(t, "intel-xeon-2s")))
+	r, err := Open(sysfs.New(fixture.Root(t, "ampere-altra")))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -374,6 +414,9 @@ func TestParseAttr(t *testing.T) {
 		{"power_input", "", 0, "", false},
 		{"power01_input", "", 0, "", false},
 		{"powerx_input", "", 0, "", false},
+		{"in1_input", "in", 1, "input", true},
+		{"curr4_input", "curr", 4, "input", true},
+		{"intrusion0_alarm", "", 0, "", false},
 		{"temp1_input", "", 0, "", false},
 		{"name", "", 0, "", false},
 	}
@@ -483,9 +526,45 @@ func FuzzParseEnergy(f *testing.F) {
 	})
 }
 
-// BenchmarkRead measures one collection of the ACPI power meter of the Intel fixture.
+func TestParseVI(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		mv, ma  string
+		want    float64
+		wantErr error
+	}{
+		{"5072", "1104", 5.599488, nil},
+		{"0", "0", 0, nil},
+		{"-5", "-5", 0.000025, nil},
+		{"5000", "-1", 0, errNegative},
+		{"1000000001", "1", 0, errRange},
+		{"", "1", 0, sysfs.ErrEmpty},
+		{"1", "x", 0, strconv.ErrSyntax},
+	}
+	for _, tt := range tests {
+		got, err := parseVI(tt.mv, tt.ma)
+		if got != tt.want || !errors.Is(err, tt.wantErr) {
+			t.Errorf("parseVI(%q, %q) = %v, %v; want %v, %v", tt.mv, tt.ma, got, err, tt.want, tt.wantErr)
+		}
+	}
+}
+
+func FuzzParseVI(f *testing.F) {
+	_, values := fixtureAttrs(f)
+	for _, v := range append(values, "5072", "-1", "", "1000000000") {
+		f.Add(v, "1104")
+	}
+	f.Fuzz(func(t *testing.T, mv, ma string) {
+		w, err := parseVI(mv, ma)
+		if err == nil && (w < 0 || w > float64(maxMilli)*maxMilli/1e6) {
+			t.Errorf("parseVI(%q, %q) = %v W", mv, ma, w)
+		}
+	})
+}
+
+// BenchmarkRead measures one collection of the xgene-hwmon channels of the Ampere fixture.
 func BenchmarkRead(b *testing.B) {
-	r, err := Open(sysfs.New(fixture.Root(b, "intel-xeon-2s")))
+	r, err := Open(sysfs.New(fixture.Root(b, "ampere-altra")))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -52,7 +52,10 @@ type Reader struct {
 	energy []string // energy_uj of each zone, joined once rather than every interval
 }
 
-var _ sensor.Source = (*Reader)(nil)
+var (
+	_ sensor.Source    = (*Reader)(nil)
+	_ sensor.Describer = (*Reader)(nil)
+)
 
 // Open finds the RAPL zones under root's /sys/class/powercap. It returns an error wrapping
 // sensor.ErrNotFound when the machine has no RAPL zone, and one wrapping fs.ErrPermission,
@@ -76,6 +79,21 @@ func Open(root sysfs.FS) (*Reader, error) {
 		r.energy[i] = filepath.Join(z.Path, "energy_uj")
 	}
 	return r, nil
+}
+
+// needs is what reading energy_uj takes on current kernels.
+const needs = "root: energy_uj is 0400 since Linux 5.10 (CVE-2020-8694); or the udev rule in deploy/udev/"
+
+// Info describes the source for doctor: the zones' directories, and what reading them takes.
+// Cadence is left unknown: the counters tick about every millisecond, far faster than any
+// interval the agent samples at, so they are never stale. Counter resets (driver reload,
+// suspend) are the energy package's to handle, not this one's.
+func (r *Reader) Info() sensor.Info {
+	parts := make([]string, len(r.zones))
+	for i, z := range r.zones {
+		parts[i] = fmt.Sprintf("%s (%s)", z.Path, z.ID)
+	}
+	return sensor.Info{Detail: strings.Join(parts, "; "), Needs: needs}
 }
 
 // Name is semconv.SourceRAPL.
@@ -266,8 +284,8 @@ func newZone(name, parentName string) (Zone, bool) {
 		z.ID = kindPsys
 		return z, true
 	default:
-		// uncore is the integrated GPU on client CPUs: semconv has no scope for it yet, and
-		// reporting it as "gpu" would mix it with discrete GPU board power.
+		// uncore (PP1) is the integrated GPU of client CPUs: semconv has no scope for it, and
+		// reporting it as "gpu" would mix it with discrete GPU board power. Servers have none.
 		return Zone{}, false
 	}
 	if socket < 0 {

@@ -582,3 +582,24 @@ func BenchmarkRead(b *testing.B) {
 		}
 	}
 }
+
+func TestInfo(t *testing.T) {
+	t.Parallel()
+	root := fixture.Root(t, "amd-epyc")
+	r, err := Open(sysfs.New(root))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := sensor.Info{
+		Detail: filepath.Join(root, "sys/class/powercap/intel-rapl:0") + " (package-0)",
+		Needs:  needs,
+	}
+	if diff := cmp.Diff(want, r.Info()); diff != "" {
+		t.Errorf("Info (-want +got):\n%s", diff)
+	}
+	for _, s := range []string{"root", "CVE-2020-8694", "deploy/udev/"} {
+		if !strings.Contains(r.Info().Needs, s) {
+			t.Errorf("Info().Needs = %q, want it to mention %q", r.Info().Needs, s)
+		}
+	}
+}
