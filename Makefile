@@ -19,7 +19,7 @@ BINARIES     := fleetwatt-agent:./agent fleetwatt-collector:./collector
 
 export CGO_ENABLED := 0
 
-.PHONY: all build deps test test-short bench fuzz lint tools demo clean help
+.PHONY: all build deps test test-gpu test-short bench fuzz lint tools demo clean help
 
 all: build
 
@@ -52,6 +52,11 @@ deps: ## system packages the tests need (qemu-user-static for the arm64 agent), 
 
 test: deps $(INFLUXD) ## every test, with -race, against a real InfluxDB and the arm64 agent under qemu
 	CGO_ENABLED=1 FLEETWATT_INFLUXD=$(INFLUXD) go test -race -count=1 -timeout 15m ./...
+	@# The NVML binding (opt-in build tag) against a library with NVML's C ABI, built with gcc.
+	CGO_ENABLED=1 go test -race -count=1 -tags nvml_dlopen ./agent/internal/sensor/nvml/
+
+test-gpu: ## on a machine with an NVIDIA GPU: the NVML binding against the real driver
+	go test -count=1 -v -tags nvml_dlopen,nvml_hardware -run TestLibrary ./agent/internal/sensor/nvml/
 
 test-short: deps $(INFLUXD) ## every test without the race detector (faster)
 	FLEETWATT_INFLUXD=$(INFLUXD) go test -count=1 ./...

@@ -32,19 +32,21 @@ type report struct {
 }
 
 type hostReport struct {
-	Name        string `json:"name"`
-	Arch        string `json:"arch"`
-	CPUVendor   string `json:"cpu_vendor"`
-	CPUModel    string `json:"cpu_model"`
-	CPUCore     string `json:"cpu_core,omitempty"`
-	CPUFamily   string `json:"cpu_family,omitempty"`
-	CPUModelID  string `json:"cpu_model_id,omitempty"`
-	Sockets     int    `json:"sockets"`
-	Cores       int    `json:"cores"`
-	LogicalCPUs int    `json:"logical_cpus"`
-	SysVendor   string `json:"sys_vendor,omitempty"`
-	Product     string `json:"product,omitempty"`
-	Virtual     bool   `json:"virtual"`
+	Name        string  `json:"name"`
+	Arch        string  `json:"arch"`
+	CPUVendor   string  `json:"cpu_vendor"`
+	CPUModel    string  `json:"cpu_model"`
+	CPUCore     string  `json:"cpu_core,omitempty"`
+	CPUFamily   string  `json:"cpu_family,omitempty"`
+	CPUModelID  string  `json:"cpu_model_id,omitempty"`
+	Sockets     int     `json:"sockets"`
+	Cores       int     `json:"cores"`
+	LogicalCPUs int     `json:"logical_cpus"`
+	Threads     int     `json:"threads_per_core"`
+	NominalHz   float64 `json:"nominal_hz,omitempty"`
+	SysVendor   string  `json:"sys_vendor,omitempty"`
+	Product     string  `json:"product,omitempty"`
+	Virtual     bool    `json:"virtual"`
 }
 
 type sourceReport struct {
@@ -77,7 +79,9 @@ type primaryReport struct {
 }
 
 type cpuReport struct {
-	Utilization *float64 `json:"utilization"` // null when no CPU time passed in the window
+	Utilization *float64 `json:"utilization"`  // null when no CPU time passed in the window
+	FrequencyHz *float64 `json:"frequency_hz"` // mean current frequency; null without cpufreq
+	IdleStates  []string `json:"idle_states"`  // cpuidle states; empty without cpuidle
 }
 
 // doctor measures for window and writes what it found on this host in format.
@@ -101,8 +105,11 @@ func examine(ctx context.Context, cfg config.Config, window time.Duration) (repo
 	if err != nil {
 		return report{}, err
 	}
-	sources, missing := registry.Open(fs)
-	coll := collect.New(fs, sources, collect.Options{}, slog.New(slog.DiscardHandler))
+	sources, missing := openSources(ctx, fs, host, cfg)
+	defer registry.Close(sources)
+	discard := slog.New(slog.DiscardHandler)
+	freq, idle := cpuReaders(discard, fs)
+	coll := collect.New(fs, sources, collect.Options{Bounds: bounds(host), Freq: freq, Idle: idle}, discard)
 	coll.Collect(ctx)
 	select {
 	case <-ctx.Done():
@@ -146,12 +153,17 @@ func examine(ctx context.Context, cfg config.Config, window time.Duration) (repo
 		p.Watts = round(p.Watts)
 		r.Primary = p
 	}
-	if s.CPU != nil {
-		r.CPU = &cpuReport{}
-		if s.CPU.All.Total() > 0 {
-			u := math.Round(s.CPU.Utilization()*1e4) / 1e4
-			r.CPU.Utilization = &u
-		}
+	r.CPU = &cpuReport{IdleStates: []string{}}
+	if s.CPU != nil && s.CPU.All.Total() > 0 {
+		u := math.Round(s.CPU.Utilization()*1e4) / 1e4
+		r.CPU.Utilization = &u
+	}
+	if s.Freq != nil {
+		f := math.Round(s.Freq.MeanHz)
+		r.CPU.FrequencyHz = &f
+	}
+	for _, st := range s.Idle {
+		r.CPU.IdleStates = append(r.CPU.IdleStates, st.State)
 	}
 	return r, nil
 }
@@ -160,7 +172,8 @@ func newHostReport(h identity.Host) hostReport {
 	return hostReport{
 		Name: h.Name, Arch: h.Arch, CPUVendor: h.CPUVendor, CPUModel: h.CPUModel, CPUCore: h.CPUCore,
 		CPUFamily: h.CPUFamily, CPUModelID: h.CPUModelID, Sockets: h.Sockets, Cores: h.Cores,
-		LogicalCPUs: h.LogicalCPUs, SysVendor: h.SysVendor, Product: h.Product, Virtual: h.Virtual,
+		LogicalCPUs: h.LogicalCPUs, Threads: h.ThreadsPerCore, NominalHz: h.NominalHz,
+		SysVendor: h.SysVendor, Product: h.Product, Virtual: h.Virtual,
 	}
 }
 
@@ -175,8 +188,12 @@ func writeText(w io.Writer, r report) error {
 	if h.CPUCore != "" && h.CPUCore != h.CPUModel {
 		model += " [" + h.CPUCore + "]"
 	}
-	fmt.Fprintf(w, "cpu          %s (%s), %d socket(s), %d cores, %d logical CPUs\n",
+	fmt.Fprintf(w, "cpu          %s (%s), %d socket(s), %d cores, %d logical CPUs",
 		model, h.CPUVendor, h.Sockets, h.Cores, h.LogicalCPUs)
+	if h.NominalHz > 0 {
+		fmt.Fprintf(w, ", %.2f GHz nominal", h.NominalHz/1e9)
+	}
+	fmt.Fprintln(w)
 	if h.SysVendor != "" || h.Product != "" {
 		fmt.Fprintf(w, "system       %s\n", strings.TrimSpace(h.SysVendor+" "+h.Product))
 	}
@@ -211,8 +228,19 @@ func writeText(w io.Writer, r report) error {
 			fmt.Fprintf(w, "  %s: %s\n", m.Source, m.Reason)
 		}
 	}
-	if r.CPU != nil && r.CPU.Utilization != nil {
-		fmt.Fprintf(w, "\ncpu utilization %.1f%% over %s\n", 100**r.CPU.Utilization, r.Window)
+	if c := r.CPU; c != nil {
+		fmt.Fprintln(w)
+		if c.Utilization != nil {
+			fmt.Fprintf(w, "cpu utilization %.1f%% over %s\n", 100**c.Utilization, r.Window)
+		}
+		if c.FrequencyHz != nil {
+			fmt.Fprintf(w, "cpu frequency   %.2f GHz (mean of the logical CPUs)\n", *c.FrequencyHz/1e9)
+		} else {
+			fmt.Fprintln(w, "cpu frequency   not available (no cpufreq: VMs and some cloud instances have none)")
+		}
+		if len(c.IdleStates) > 0 {
+			fmt.Fprintf(w, "idle states     %s\n", strings.Join(c.IdleStates, ", "))
+		}
 	}
 	return nil
 }

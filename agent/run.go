@@ -15,9 +15,15 @@ import (
 
 	"github.com/fleetwatt/fleetwatt/agent/internal/collect"
 	"github.com/fleetwatt/fleetwatt/agent/internal/config"
+	"github.com/fleetwatt/fleetwatt/agent/internal/energy"
 	"github.com/fleetwatt/fleetwatt/agent/internal/export"
 	"github.com/fleetwatt/fleetwatt/agent/internal/identity"
 	"github.com/fleetwatt/fleetwatt/agent/internal/sensor"
+	"github.com/fleetwatt/fleetwatt/agent/internal/sensor/cpufreq"
+	"github.com/fleetwatt/fleetwatt/agent/internal/sensor/cpuidle"
+	"github.com/fleetwatt/fleetwatt/agent/internal/sensor/ipmi"
+	"github.com/fleetwatt/fleetwatt/agent/internal/sensor/model"
+	"github.com/fleetwatt/fleetwatt/agent/internal/sensor/redfish"
 	"github.com/fleetwatt/fleetwatt/agent/internal/sensor/registry"
 	"github.com/fleetwatt/fleetwatt/agent/internal/sysfs"
 	"github.com/fleetwatt/fleetwatt/internal/semconv"
@@ -37,8 +43,14 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		"cpu_model", host.CPUModel, "sockets", host.Sockets, "logical_cpus", host.LogicalCPUs,
 		"region", cfg.Region, "root", cfg.Root, "interval", cfg.Interval.String())
 
-	sources, missing := registry.Open(fs)
+	sources, missing := openSources(ctx, fs, host, cfg)
+	defer func() {
+		if err := registry.Close(sources); err != nil {
+			log.Warn("closing power sources", "err", err)
+		}
+	}()
 	logSources(log, host, sources, missing)
+	freq, idle := cpuReaders(log, fs)
 
 	exp, err := export.NewExporter(ctx, export.Options{Endpoint: cfg.Endpoint, Protocol: cfg.Protocol})
 	if err != nil {
@@ -50,7 +62,9 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	}
 	builder := export.NewBuilder(newResource(host, cfg), version, temporality)
 	sender := export.NewSender(exp, cfg.QueueBytes, log.With("component", "export"))
-	coll := collect.New(fs, sources, collect.Options{PerCPU: cfg.PerCPU}, log.With("component", "collect"))
+	coll := collect.New(fs, sources, collect.Options{
+		PerCPU: cfg.PerCPU, Bounds: bounds(host), Freq: freq, Idle: idle,
+	}, log.With("component", "collect"))
 
 	sendCtx, stopSending := context.WithCancel(ctx)
 	var wg sync.WaitGroup
@@ -94,6 +108,46 @@ func detectHost(ctx context.Context, fs sysfs.FS, cfg config.Config) (identity.H
 	return host, nil
 }
 
+// openSources opens the power sources the configuration allows.
+func openSources(ctx context.Context, fs sysfs.FS, host identity.Host, cfg config.Config) ([]sensor.Source, []registry.Missing) {
+	src := cfg.Sources
+	return registry.Open(ctx, registry.Env{
+		FS:      fs,
+		Host:    host,
+		Disable: src.Disable,
+		IPMI:    ipmi.Options{Command: src.IPMI.Command, Timeout: time.Duration(src.IPMI.Timeout)},
+		Redfish: redfish.Options{
+			URL: src.Redfish.URL, CredentialsFile: src.Redfish.CredentialsFile, CAFile: src.Redfish.CAFile,
+			Insecure: src.Redfish.Insecure, Timeout: time.Duration(src.Redfish.Timeout),
+		},
+		Model: model.Options{IdleW: src.Model.IdleW, PeakW: src.Model.PeakW, Curve: src.Model.Curve},
+	})
+}
+
+// cpuReaders opens the CPU frequency and idle-state readers; a host without them (a VM, a
+// Graviton instance) simply goes without, said once.
+func cpuReaders(log *slog.Logger, fs sysfs.FS) (*cpufreq.Reader, *cpuidle.Reader) {
+	freq, err := cpufreq.Open(fs)
+	if err != nil {
+		log.Info("no CPU frequency", "reason", err)
+	}
+	idle, err := cpuidle.Open(fs)
+	if err != nil {
+		log.Info("no CPU idle states", "reason", err)
+	}
+	return freq, idle
+}
+
+// bounds are the plausibility bounds of this host's readings, tighter when the shipped table
+// knows its CPU.
+func bounds(host identity.Host) energy.Bounds {
+	h := energy.Host{Sockets: host.Sockets}
+	if p, ok := model.Lookup(host); ok {
+		h.TDPPerSocketW, h.PeakW = p.TDPPerSocketW, p.PeakW
+	}
+	return energy.DefaultBounds(h)
+}
+
 // newResource describes the host with OpenTelemetry resource attributes.
 func newResource(host identity.Host, cfg config.Config) *resource.Resource {
 	attrs := append(host.Attributes(),
@@ -121,7 +175,7 @@ func logSources(log *slog.Logger, host identity.Host, sources []sensor.Source, m
 	}
 	for _, m := range missing {
 		level := slog.LevelInfo
-		if !errors.Is(m.Err, sensor.ErrNotFound) {
+		if !errors.Is(m.Err, sensor.ErrNotFound) && !errors.Is(m.Err, registry.ErrDisabled) {
 			level = slog.LevelWarn // present but unreadable: the operator can fix it
 		}
 		log.Log(context.Background(), level, "power source not available", "source", m.Source, "reason", m.Err)

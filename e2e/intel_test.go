@@ -34,9 +34,9 @@ func TestIntelServerEndToEnd(t *testing.T) {
 		"psys":      {"platform", 230},
 		"package-1": {"cpu-package", 70},
 		"dram-1":    {"dram", 9.5},
-		// The ACPI power meter (hwmon) holds a steady 287 W in the fixture; its power is
+		// The ACPI power meter holds a steady 287 W in the fixture; its power is
 		// integrated into energy.
-		"power_meter/power1": {"platform", 287},
+		"ACPI000D:00": {"platform", 287},
 	}
 	const busy = 0.375
 	agents := []struct{ host, protocol, endpoint string }{
@@ -80,6 +80,7 @@ func TestIntelServerEndToEnd(t *testing.T) {
 				"scope":      "cpu-package",
 				"method":     "measured",
 				"sensor":     "package-0",
+				"primary":    "false", // the ACPI meter stands for the host
 			})
 			checkHost(t, s, a.host, 2, cpus)
 		})

@@ -14,6 +14,8 @@ import (
 
 	"github.com/fleetwatt/fleetwatt/agent/internal/energy"
 	"github.com/fleetwatt/fleetwatt/agent/internal/sensor"
+	"github.com/fleetwatt/fleetwatt/agent/internal/sensor/cpufreq"
+	"github.com/fleetwatt/fleetwatt/agent/internal/sensor/cpuidle"
 	"github.com/fleetwatt/fleetwatt/agent/internal/sensor/cpustat"
 	"github.com/fleetwatt/fleetwatt/agent/internal/sysfs"
 	"github.com/fleetwatt/fleetwatt/internal/semconv"
@@ -35,6 +37,34 @@ type Sample struct {
 	Rejected map[energy.Rejection]uint64
 	// Started is when the Collector started.
 	Started time.Time
+	// Freq is the CPUs' current frequency; nil without cpufreq.
+	Freq *Freq
+	// Idle is the time and entries per cpuidle state over the interval, all CPUs summed;
+	// nil on the first cycle and without cpuidle.
+	Idle []Idle
+}
+
+// Freq is the CPU frequency at the end of the interval.
+type Freq struct {
+	// MeanHz is the mean over the logical CPUs, Hz.
+	MeanHz float64
+	// PerCPU is each CPU's, when per-CPU collection is on.
+	PerCPU []cpufreq.Freq
+}
+
+// Idle is one cpuidle state over one interval, all CPUs summed.
+type Idle struct {
+	// State is the state's name ("C6", "WFI").
+	State string
+	// Start and End bound the interval.
+	Start, End time.Time
+	// Time is the time spent in the state, Usage the entries into it.
+	Time  time.Duration
+	Usage uint64
+	// TotalTime and TotalUsage count since the Collector's first reading of the state.
+	TotalTime  time.Duration
+	TotalUsage uint64
+	Since      time.Time
 }
 
 // Primary names the readings that stand for a host: every reading of Source with Scope (the
@@ -119,6 +149,12 @@ type Collector struct {
 
 	failing map[string]string // source → the error last reported
 	started time.Time
+
+	freq     *cpufreq.Reader
+	idle     *cpuidle.Reader
+	idlePrev map[string]cpuidle.State // by state name: the last reading, all CPUs summed
+	idleAt   time.Time
+	idleSum  map[string]Idle // running totals
 	// ReadErrors counts failed reads of sources and of /proc/stat.
 	ReadErrors uint64
 }
@@ -129,6 +165,9 @@ type Options struct {
 	PerCPU bool
 	// Bounds are the plausibility bounds of readings; nil means none.
 	Bounds energy.Bounds
+	// Freq and Idle read CPU frequency and idle-state residency; nil leaves them out.
+	Freq *cpufreq.Reader
+	Idle *cpuidle.Reader
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -147,6 +186,8 @@ func New(fs sysfs.FS, sources []sensor.Source, opts Options, log *slog.Logger) *
 		now:     now,
 		meter:   energy.NewMeter(opts.Bounds),
 		failing: make(map[string]string),
+		freq:    opts.Freq,
+		idle:    opts.Idle,
 	}
 }
 
@@ -173,6 +214,8 @@ func (c *Collector) Collect(ctx context.Context) Sample {
 		c.log.WarnContext(ctx, "implausible power readings rejected; counted in fleetwatt.agent.readings.rejected, logged once per source and reason",
 			"rejected", fmt.Sprint(c.meter.Rejected))
 	}
+
+	c.cpuState(ctx, &s)
 
 	stat, err := cpustat.Read(c.fs)
 	c.report(ctx, "cpustat", err)
@@ -214,6 +257,57 @@ func (c *Collector) cpuDelta(stat cpustat.Stat, at time.Time) *CPU {
 		d.PerCPUTotal = append([]cpustat.CPU(nil), c.cpu.PerCPUTotal...)
 	}
 	return d
+}
+
+// cpuState reads frequency and idle-state residency into s.
+func (c *Collector) cpuState(ctx context.Context, s *Sample) {
+	if c.freq != nil {
+		f, err := c.freq.Read()
+		c.report(ctx, "cpufreq", err)
+		if len(f) > 0 {
+			s.Freq = &Freq{MeanHz: cpufreq.Mean(f)}
+			if c.perCPU {
+				s.Freq.PerCPU = slices.Clone(f) // Read reuses its slice
+			}
+		}
+	}
+	if c.idle == nil {
+		return
+	}
+	states, err := c.idle.Read()
+	c.report(ctx, "cpuidle", err)
+	if err != nil && len(states) == 0 {
+		return
+	}
+	byName := cpuidle.ByName(states)
+	if c.idlePrev == nil { // the first reading is the baseline
+		c.idlePrev, c.idleSum = make(map[string]cpuidle.State, len(byName)), make(map[string]Idle, len(byName))
+	} else {
+		for _, st := range byName {
+			prev, ok := c.idlePrev[st.Name]
+			// A CPU going offline makes a sum go back: skip that interval for the state.
+			if !ok || st.Usage < prev.Usage || st.Time < prev.Time {
+				continue
+			}
+			total := c.idleSum[st.Name]
+			if total.Since.IsZero() {
+				total.Since = c.idleAt
+			}
+			total.TotalTime += st.Time - prev.Time
+			total.TotalUsage += st.Usage - prev.Usage
+			c.idleSum[st.Name] = total
+			s.Idle = append(s.Idle, Idle{
+				State: st.Name, Start: c.idleAt, End: s.At,
+				Time: st.Time - prev.Time, Usage: st.Usage - prev.Usage,
+				TotalTime: total.TotalTime, TotalUsage: total.TotalUsage, Since: total.Since,
+			})
+		}
+	}
+	clear(c.idlePrev)
+	for _, st := range byName {
+		c.idlePrev[st.Name] = st
+	}
+	c.idleAt = s.At
 }
 
 func add(a, b cpustat.Times) cpustat.Times {

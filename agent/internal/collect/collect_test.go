@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -12,9 +13,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fleetwatt/fleetwatt/agent/internal/sensor/cpufreq"
+	"github.com/fleetwatt/fleetwatt/agent/internal/sensor/cpuidle"
 	"github.com/fleetwatt/fleetwatt/agent/internal/sensor/registry"
 	"github.com/fleetwatt/fleetwatt/agent/internal/sysfs"
 	"github.com/fleetwatt/fleetwatt/internal/fixture"
+	"github.com/fleetwatt/fleetwatt/internal/semconv"
 )
 
 // clock is a settable time source.
@@ -45,9 +49,9 @@ func TestCycleOnIntelServer(t *testing.T) {
 	t.Parallel()
 	root := fixture.Copy(t, "intel-xeon-2s")
 	fs := sysfs.New(root)
-	sources, missing := registry.Open(fs)
-	if len(missing) != 0 {
-		t.Fatalf("missing sources on the Intel fixture: %+v", missing)
+	sources, _ := registry.Open(context.Background(), registry.Env{FS: fs})
+	if len(sources) != 2 {
+		t.Fatalf("sources on the Intel fixture: %v, want rapl and acpi", sources)
 	}
 	clk := &clock{t: time.Unix(1_700_000_000, 0)}
 	var logs bytes.Buffer
@@ -77,7 +81,7 @@ func TestCycleOnIntelServer(t *testing.T) {
 	}
 	want := map[string]float64{
 		"rapl/package-0": 85, "rapl/psys": 230, "rapl/package-1": 0, "rapl/dram-0": 0, "rapl/dram-1": 0,
-		"hwmon/power_meter/power1": 287, // steady ACPI power meter: trapezoid of 287 W and 287 W
+		"acpi/ACPI000D:00": 287, // the ACPI power meter, averaged over its 1 s interval
 	}
 	if len(got) != len(want) {
 		t.Errorf("series %v, want %v", got, want)
@@ -96,6 +100,9 @@ func TestCycleOnIntelServer(t *testing.T) {
 	}
 	if len(s.CPU.PerCPU) != 16 || s.CPU.PerCPU[3].Busy() != 3 {
 		t.Errorf("per-CPU deltas %+v, want 16 CPUs with 3 s busy", s.CPU.PerCPU)
+	}
+	if want := (Primary{semconv.ScopePlatform, semconv.SourceACPI}); s.Primary != want {
+		t.Errorf("primary %+v, want %+v: the ACPI meter covers more than RAPL's packages", s.Primary, want)
 	}
 	if c.ReadErrors != 0 || logs.Len() != 0 {
 		t.Errorf("read errors %d, logs %q; want none", c.ReadErrors, logs.String())
@@ -136,7 +143,7 @@ func TestFailingSourceReportedOnce(t *testing.T) {
 	t.Parallel()
 	root := fixture.Copy(t, "amd-epyc")
 	fs := sysfs.New(root)
-	sources, _ := registry.Open(fs)
+	sources, _ := registry.Open(context.Background(), registry.Env{FS: fs})
 	var logs bytes.Buffer
 	c := New(fs, sources, Options{}, slog.New(slog.NewTextHandler(&logs, nil)))
 	path := filepath.Join(root, "sys/class/powercap/intel-rapl:0/energy_uj")
@@ -158,5 +165,56 @@ func TestFailingSourceReportedOnce(t *testing.T) {
 	c.Collect(context.Background())
 	if !strings.Contains(logs.String(), "source recovered") {
 		t.Errorf("no recovery logged:\n%s", logs.String())
+	}
+}
+
+// TestCPUStateOnIntelServer: frequency is the mean of the CPUs' scaling_cur_freq, and idle
+// residency the exact increase of the cpuidle counters, summed over the CPUs.
+func TestCPUStateOnIntelServer(t *testing.T) {
+	t.Parallel()
+	root := fixture.Copy(t, "intel-xeon-2s")
+	fs := sysfs.New(root)
+	freq, err := cpufreq.Open(fs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	idle, err := cpuidle.Open(fs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk := &clock{t: time.Unix(1_700_000_000, 0)}
+	c := New(fs, nil, Options{Now: clk.now, Freq: freq, Idle: idle}, slog.New(slog.DiscardHandler))
+	c.Collect(context.Background())
+	// Each of the 16 CPUs spends 2.5 ms more in C6 over 3 entries.
+	for cpu := range 16 {
+		dir := filepath.Join(root, "sys/devices/system/cpu", fmt.Sprintf("cpu%d", cpu), "cpuidle/state3")
+		for file, add := range map[string]uint64{"time": 2500, "usage": 3} {
+			b, err := os.ReadFile(filepath.Join(dir, file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			v, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(dir, file), fmt.Appendf(nil, "%d\n", v+add), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	clk.t = clk.t.Add(10 * time.Second)
+	s := c.Collect(context.Background())
+	if s.Freq == nil || math.Abs(s.Freq.MeanHz-2.2874994375e9) > 1 { // the mean of the 16 scaling_cur_freq files
+		t.Errorf("frequency %+v, want a mean of 2.2874994375 GHz", s.Freq)
+	}
+	got := map[string]Idle{}
+	for _, st := range s.Idle {
+		got[st.State] = st
+	}
+	if c6 := got["C6"]; c6.Time != 40*time.Millisecond || c6.Usage != 48 || c6.TotalTime != 40*time.Millisecond {
+		t.Errorf("C6 %+v, want 40 ms over 48 entries", c6)
+	}
+	if len(got) != 4 || got["C1"].Time != 0 {
+		t.Errorf("idle states %v, want POLL, C1, C1E, C6 with only C6 moving", got)
 	}
 }

@@ -21,7 +21,7 @@ import (
 // metric data.
 func BenchmarkCycle(b *testing.B) {
 	fs := sysfs.New(fixture.Root(b, "intel-xeon-2s"))
-	sources, _ := registry.Open(fs)
+	sources, _ := registry.Open(context.Background(), registry.Env{FS: fs})
 	now := time.Unix(1_700_000_000, 0)
 	c := collect.New(fs, sources, collect.Options{Now: func() time.Time { return now }}, slog.New(slog.DiscardHandler))
 	builder := export.NewBuilder(resource.Empty(), "bench", metricdata.DeltaTemporality)

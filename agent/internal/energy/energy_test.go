@@ -151,7 +151,7 @@ func TestMeterRejectsImplausibleReadings(t *testing.T) {
 		{power("meter", math.NaN()), counter("package-0", 53_000_000_000, 1<<40)},                        // 200 W after the jump
 		{power("meter", 200)},
 	}
-	var joules = map[string]float64{}
+	joules := map[string]float64{}
 	for i, rs := range steps {
 		for _, d := range m.Update(t0.Add(time.Duration(i)*10*time.Second), rs) {
 			joules[d.Reading.ID] += d.Joules

@@ -51,6 +51,12 @@ func (b *Builder) Build(s collect.Sample) *metricdata.ResourceMetrics {
 	if s.CPU != nil {
 		metrics = append(metrics, b.cpuTime(s.CPU), cpuUtilization(s.CPU))
 	}
+	if s.Freq != nil {
+		metrics = append(metrics, frequency(s))
+	}
+	if len(s.Idle) > 0 {
+		metrics = append(metrics, b.idle(s)...)
+	}
 	if len(s.Rejected) > 0 {
 		metrics = append(metrics, rejected(s))
 	}
@@ -180,5 +186,50 @@ func rejected(s collect.Sample) metricdata.Metrics {
 		Description: "Power readings rejected as physically implausible (negative, NaN, error sentinels, above the component's maximum)",
 		Unit:        "{reading}",
 		Data:        metricdata.Sum[float64]{DataPoints: points, Temporality: metricdata.CumulativeTemporality, IsMonotonic: true},
+	}
+}
+
+func frequency(s collect.Sample) metricdata.Metrics {
+	points := []metricdata.DataPoint[float64]{{Time: s.At, Value: s.Freq.MeanHz}}
+	for _, f := range s.Freq.PerCPU {
+		points = append(points, metricdata.DataPoint[float64]{
+			Attributes: attribute.NewSet(attribute.Int(semconv.AttrCPUNumber, f.CPU)),
+			Time:       s.At, Value: f.Hz,
+		})
+	}
+	return metricdata.Metrics{
+		Name:        semconv.MetricCPUFrequency,
+		Description: "Current CPU frequency, the mean over the logical CPUs unless cpu.logical_number is set",
+		Unit:        semconv.UnitHertz,
+		Data:        metricdata.Gauge[float64]{DataPoints: points},
+	}
+}
+
+// idle returns the time and entries per cpuidle state, all CPUs summed.
+func (b *Builder) idle(s collect.Sample) []metricdata.Metrics {
+	timePts := make([]metricdata.DataPoint[float64], len(s.Idle))
+	usagePts := make([]metricdata.DataPoint[float64], len(s.Idle))
+	for i, st := range s.Idle {
+		attrs := attribute.NewSet(attribute.String(semconv.AttrIdleState, st.State))
+		start, t, n := st.Start, st.Time, st.Usage
+		if b.temporality == metricdata.CumulativeTemporality {
+			start, t, n = st.Since, st.TotalTime, st.TotalUsage
+		}
+		timePts[i] = metricdata.DataPoint[float64]{Attributes: attrs, StartTime: start, Time: st.End, Value: t.Seconds()}
+		usagePts[i] = metricdata.DataPoint[float64]{Attributes: attrs, StartTime: start, Time: st.End, Value: float64(n)}
+	}
+	return []metricdata.Metrics{
+		{
+			Name:        semconv.MetricCPUIdleTime,
+			Description: "Time the logical CPUs spent in each cpuidle state, all CPUs summed",
+			Unit:        semconv.UnitSecond,
+			Data:        metricdata.Sum[float64]{DataPoints: timePts, Temporality: b.temporality, IsMonotonic: true},
+		},
+		{
+			Name:        semconv.MetricCPUIdleUsage,
+			Description: "Entries into each cpuidle state, all logical CPUs summed",
+			Unit:        "{entry}",
+			Data:        metricdata.Sum[float64]{DataPoints: usagePts, Temporality: b.temporality, IsMonotonic: true},
+		},
 	}
 }

@@ -2,8 +2,11 @@ package identity
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
+	"math"
+	"strconv"
 	"strings"
 )
 
@@ -88,3 +91,57 @@ func parseCPUInfo(r io.Reader) (cpuInfo, error) {
 // collapse turns runs of white space into one space: older Intel model names pad with many
 // ("Intel(R) Xeon(R) CPU           E5-2680 0 @ 2.70GHz"), and the name becomes a tag value.
 func collapse(s string) string { return strings.Join(strings.Fields(s), " ") }
+
+// modelNameHz returns the clock an x86 model name states after "@" ("Intel(R) Xeon(R) Gold
+// 6338 CPU @ 2.00GHz" → 2e9), in Hz; 0 when the name states none. Intel prints the base
+// clock there; AMD names have no "@" at all.
+func modelNameHz(name string) float64 {
+	i := strings.LastIndexByte(name, '@')
+	if i < 0 {
+		return 0
+	}
+	s := strings.TrimSpace(name[i+1:])
+	var unit float64
+	switch {
+	case strings.HasSuffix(s, "GHz"):
+		s, unit = strings.TrimSuffix(s, "GHz"), 1e9
+	case strings.HasSuffix(s, "MHz"):
+		s, unit = strings.TrimSuffix(s, "MHz"), 1e6
+	default:
+		return 0
+	}
+	v, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
+	if err != nil || !(v > 0) || math.IsInf(v*unit, 0) {
+		return 0 // not a number, NaN, negative, or too large to be a clock
+	}
+	return v * unit
+}
+
+// maxCPUNumber bounds the CPU numbers of a CPU list, far above any NR_CPUS (8192 today).
+const maxCPUNumber = 1 << 20
+
+// countCPUList counts the CPUs of a kernel CPU list ("0,8", "0-1", "0-3,64-67"), the format
+// of thread_siblings_list, online and possible.
+func countCPUList(s string) (int, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return 0, errors.New("empty cpu list")
+	}
+	n := 0
+	for part := range strings.SplitSeq(s, ",") {
+		lo, hi, isRange := strings.Cut(part, "-")
+		a, err := strconv.ParseUint(lo, 10, 32)
+		if err != nil || a > maxCPUNumber {
+			return 0, fmt.Errorf("cpu list %q: bad cpu %q", s, lo)
+		}
+		b := a
+		if isRange {
+			b, err = strconv.ParseUint(hi, 10, 32)
+			if err != nil || b > maxCPUNumber || b < a {
+				return 0, fmt.Errorf("cpu list %q: bad range %q", s, part)
+			}
+		}
+		n += int(b - a + 1)
+	}
+	return n, nil
+}

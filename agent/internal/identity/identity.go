@@ -37,7 +37,8 @@ type Host struct {
 	// by the SMBIOS processor version when firmware fills it in, else the name decoded from
 	// implementer and part ("Neoverse-N1").
 	CPUModel string
-	// CPUCore is the arm64 core microarchitecture ("Neoverse-N1"); empty on x86.
+	// CPUCore is the arm64 core microarchitecture ("Neoverse-N1"); empty on x86. A part the
+	// table below does not know still gets a name ("ARM 0x41 part 0xd99"), never "".
 	CPUCore string
 	// CPUFamily and CPUModelID are host.cpu.family and host.cpu.model.id: the x86 cpu family
 	// and model in decimal, or the arm64 implementer and part in hex ("0x41", "0xd0c").
@@ -45,6 +46,23 @@ type Host struct {
 	// Sockets is the number of physical packages, Cores the physical cores of all packages,
 	// LogicalCPUs the logical CPUs that /proc/stat counts.
 	Sockets, Cores, LogicalCPUs int
+	// ThreadsPerCore is the number of hardware threads (SMT siblings) of one core: 2 on x86
+	// servers with Hyper-Threading or SMT on, 1 on every arm64 server CPU so far. It comes
+	// from the largest thread_siblings_list of the topology, else from LogicalCPUs / Cores,
+	// so that SMT turned off at run time (nosmt, smt/control) reads 1 as well.
+	ThreadsPerCore int
+	// NominalHz is the CPU's nominal (base, guaranteed) clock in Hz, 0 when no source
+	// names it. It is what a core sustains with all cores busy, so energy per cycle compares
+	// across CPUs. The sources, first one that has a value wins:
+	//   - x86: cpufreq/base_frequency of cpu0 (kHz; intel_pstate only), then the
+	//     "@ 2.00GHz" of the model name (Intel only), then cpufreq/cpuinfo_max_freq (kHz).
+	//   - arm64: the SMBIOS processor structure's Current Speed, then its Max Speed (MHz;
+	//     the table is root-only), then cpufreq/cpuinfo_max_freq of cpu0 (kHz).
+	// cpuinfo_max_freq comes last because it is the highest clock the driver can ask for:
+	// the single-core turbo/boost clock under intel_pstate, amd-pstate and CPPC with boost,
+	// well above nominal. Only acpi-cpufreq, which lists no boost states, shows the base
+	// clock (P0) there, and arm64 CPUs without boost (Altra, Graviton) have max = nominal.
+	NominalHz float64
 	// SysVendor and Product are DMI sys_vendor and product_name; empty without DMI (VMs on
 	// some hypervisors, containers without /sys).
 	SysVendor, Product string
@@ -98,8 +116,85 @@ func Detect(ctx context.Context, fs sysfs.FS) (Host, error) {
 		// package, no SMT, which is what every arm64 server CPU without topology files is.
 		h.Sockets, h.Cores = 1, h.LogicalCPUs
 	}
+	h.ThreadsPerCore = threadsPerCore(fs, h.LogicalCPUs, h.Cores)
+
+	if h.NominalHz == 0 && ci.Implementer == "" {
+		h.NominalHz = x86NominalHz(fs, h.CPUModel)
+	}
+	if h.NominalHz == 0 {
+		h.NominalHz = maxFreqHz(fs)
+	}
 	return h, nil
 }
+
+// threadsPerCore is the SMT width: the most CPUs any thread_siblings_list names, else
+// logical CPUs per core rounded to the nearest integer, else 0 (nothing counted).
+func threadsPerCore(fs sysfs.FS, logical, cores int) int {
+	if n := maxThreadSiblings(fs); n > 0 {
+		return n
+	}
+	if cores <= 0 || logical <= 0 {
+		return 0
+	}
+	return max(1, (logical+cores/2)/cores)
+}
+
+// maxThreadSiblings returns the largest number of CPUs in a cpuN/topology/
+// thread_siblings_list, 0 when no CPU has a readable, well-formed one. The largest, not
+// cpu0's: a hybrid part's cpu0 may be a core without SMT.
+func maxThreadSiblings(fs sysfs.FS) int {
+	entries, err := os.ReadDir(fs.Path("sys", "devices", "system", "cpu"))
+	if err != nil {
+		return 0
+	}
+	most := 0
+	for _, e := range entries {
+		if !isCPUDir(e.Name()) {
+			continue
+		}
+		s, err := sysfs.ReadString(fs.Path("sys", "devices", "system", "cpu", e.Name(), "topology", "thread_siblings_list"))
+		if err != nil {
+			continue
+		}
+		if n, err := countCPUList(s); err == nil {
+			most = max(most, n)
+		}
+	}
+	return most
+}
+
+// isCPUDir reports whether name is a cpuN directory of sys/devices/system/cpu.
+func isCPUDir(name string) bool {
+	n, ok := strings.CutPrefix(name, "cpu")
+	return ok && n != "" && strings.Trim(n, "0123456789") == ""
+}
+
+// x86NominalHz is the base clock of an x86 CPU in Hz from intel_pstate's base_frequency
+// or the model name, 0 when neither has it.
+func x86NominalHz(fs sysfs.FS, model string) float64 {
+	// base_frequency is intel_pstate's (HWP) guaranteed frequency: the base clock even
+	// where the model name has none (Xeon Max, some OEM parts).
+	if khz, err := sysfs.ReadUint(fs.Path("sys", "devices", "system", "cpu", "cpu0", "cpufreq", "base_frequency")); err == nil && plausibleHz(float64(khz)*1e3) {
+		return float64(khz) * 1e3
+	}
+	if hz := modelNameHz(model); plausibleHz(hz) {
+		return hz
+	}
+	return 0
+}
+
+// maxFreqHz is cpu0's cpufreq/cpuinfo_max_freq in Hz, 0 without cpufreq (VMs, Graviton).
+func maxFreqHz(fs sysfs.FS) float64 {
+	khz, err := sysfs.ReadUint(fs.Path("sys", "devices", "system", "cpu", "cpu0", "cpufreq", "cpuinfo_max_freq"))
+	if err != nil || !plausibleHz(float64(khz)*1e3) {
+		return 0
+	}
+	return float64(khz) * 1e3
+}
+
+// plausibleHz rejects clocks no server CPU runs at: firmware fills unknown SMBIOS speeds
+// with 0 or garbage, and a wrong nominal clock would skew every per-cycle figure.
+func plausibleHz(hz float64) bool { return hz >= 100e6 && hz <= 10e9 }
 
 // readCPUInfo reads proc/cpuinfo. It streams the file instead of using sysfs.ReadFile,
 // whose 64 KiB bound a 256-thread x86 host exceeds about six times over.
@@ -129,19 +224,45 @@ func setARM(h *Host, ci cpuInfo, fs sysfs.FS) {
 	}
 	if c, ok := armParts[armPart{impl, part}]; ok {
 		h.CPUModel, h.CPUCore = c.model, c.core
-	} else if ci.Part != "" {
-		// An unknown core still gets a stable, searchable name.
-		h.CPUModel = h.CPUVendor + " " + ci.Part
+	} else {
+		// An unknown core still gets a stable, searchable name that says what it is.
+		h.CPUModel = unknownARMName(h.CPUVendor, ci.Implementer, ci.Part)
+		h.CPUCore = h.CPUModel
 	}
-	// The DMI table is readable by root only; the agent without root keeps the core name.
+	// The DMI table is readable by root only; the agent without root keeps the core name
+	// and takes the nominal clock from cpufreq.
 	if b, err := sysfs.ReadFile(fs.Path("sys", "firmware", "dmi", "tables", "DMI")); err == nil {
-		if v := clean(smbiosProcessorVersion(b)); v != "" {
+		p := parseSMBIOSProcessor(b)
+		if v := clean(p.Version); v != "" {
 			h.CPUModel = v
+		}
+		// Current Speed is the clock firmware set at boot, the nominal one; Max Speed is
+		// often what the socket supports rather than the fitted part, so it comes second.
+		for _, mhz := range []uint16{p.CurrentMHz, p.MaxMHz} {
+			if hz := float64(mhz) * 1e6; plausibleHz(hz) {
+				h.NominalHz = hz
+				break
+			}
 		}
 	}
 }
 
-// armImplementers names the arm64 MIDR implementer codes (arch/arm64/include/asm/cputype.h).
+// unknownARMName names a core the table does not know: "ARM 0x41 part 0xd99", or
+// "0x99 part 0x123" when the implementer is unknown too.
+func unknownARMName(vendor, implementer, part string) string {
+	name := implementer
+	if vendor != implementer {
+		name = vendor + " " + implementer
+	}
+	if part == "" {
+		return name
+	}
+	return name + " part " + part
+}
+
+// armImplementers names the arm64 MIDR implementer codes: arch/arm64/include/asm/cputype.h
+// (ARM_CPU_IMP_*) and, for Phytium, which the kernel has no constant for, util-linux
+// sys-utils/lscpu-arm.c.
 var armImplementers = map[uint64]string{
 	0x41: "ARM",
 	0x42: "Broadcom",
@@ -153,32 +274,58 @@ var armImplementers = map[uint64]string{
 	0x51: "Qualcomm",
 	0x61: "Apple",
 	0x6d: "Microsoft",
+	0x70: "Phytium",
 	0xc0: "Ampere",
 }
 
 type armPart struct{ implementer, part uint64 }
 
-// armParts names server cores by implementer and part (arch/arm64/include/asm/cputype.h):
-// the model is the product where the part number is one, the core its microarchitecture.
+// armParts names server cores by implementer and part: the model is the product where the
+// part number identifies one, the core its microarchitecture. Codes checked against
+// arch/arm64/include/asm/cputype.h (*_CPU_PART_*) and util-linux sys-utils/lscpu-arm.c.
+//
+// Most cloud ARM CPUs license Arm's cores and report implementer 0x41, so the part names the
+// core, not the product: Ampere Altra and Graviton2 are both Neoverse-N1, Grace, Graviton4
+// and Axion are all Neoverse-V2, and Alibaba's Yitian 710 is a plain Neoverse-N2 (0x41
+// 0xd49, unlike Microsoft's Cobalt 100, which reports its own implementer). Only DMI/SMBIOS
+// (CPUModel from the processor version, SysVendor/Product) tells those apart.
 var armParts = map[armPart]struct{ model, core string }{
 	{0x41, 0xd03}: {"Cortex-A53", "Cortex-A53"},
 	{0x41, 0xd07}: {"Cortex-A57", "Cortex-A57"},
 	{0x41, 0xd08}: {"Cortex-A72", "Cortex-A72"},   // AWS Graviton (first generation)
-	{0x41, 0xd0c}: {"Neoverse-N1", "Neoverse-N1"}, // Ampere Altra, AWS Graviton2
+	{0x41, 0xd0b}: {"Cortex-A76", "Cortex-A76"},   // Kunpeng 920's cores are tsv110, not this
+	{0x41, 0xd0c}: {"Neoverse-N1", "Neoverse-N1"}, // Ampere Altra/Altra Max, AWS Graviton2
 	{0x41, 0xd40}: {"Neoverse-V1", "Neoverse-V1"}, // AWS Graviton3
-	{0x41, 0xd49}: {"Neoverse-N2", "Neoverse-N2"},
+	{0x41, 0xd49}: {"Neoverse-N2", "Neoverse-N2"}, // Alibaba Yitian 710: needs DMI to tell
 	{0x41, 0xd4a}: {"Neoverse-E1", "Neoverse-E1"},
 	{0x41, 0xd4f}: {"Neoverse-V2", "Neoverse-V2"}, // NVIDIA Grace, AWS Graviton4, Google Axion
+	{0x41, 0xd83}: {"Neoverse-V3AE", "Neoverse-V3AE"},
 	{0x41, 0xd84}: {"Neoverse-V3", "Neoverse-V3"},
 	{0x41, 0xd8e}: {"Neoverse-N3", "Neoverse-N3"},
-	{0x43, 0x0af}: {"ThunderX2", "Vulcan"},
-	{0x42, 0x516}: {"ThunderX2", "Vulcan"},
+	{0x42, 0x516}: {"ThunderX2", "Vulcan"}, // Broadcom Vulcan, before Cavium took it over
+	{0x43, 0x0a1}: {"ThunderX", "ThunderX"},
+	{0x43, 0x0af}: {"ThunderX2", "Vulcan"}, // Marvell (Cavium) ThunderX2 CN99xx
 	{0x46, 0x001}: {"A64FX", "A64FX"},
-	{0x48, 0xd01}: {"Kunpeng-920", "TSV110"},
+	{0x46, 0x003}: {"MONAKA", "MONAKA"},
+	{0x48, 0xd01}: {"Kunpeng-920", "TSV110"}, // lscpu: TaiShan-v110
+	// The kernel calls 0xd02 HIP09 and lscpu TaiShan-v120; public sources do not tie it to
+	// a Kunpeng product name (930 or a 920 revision), so the model stays the chip's name.
+	{0x48, 0xd02}: {"HIP09", "TaiShan-v120"},
+	{0x48, 0xd06}: {"HIP12", "HIP12"},
+	{0x4e, 0x010}: {"Olympus", "Olympus"},
 	{0x50, 0x000}: {"X-Gene", "X-Gene"},
-	{0x6d, 0xd49}: {"Azure Cobalt 100", "Neoverse-N2"},
-	{0xc0, 0xac3}: {"AmpereOne", "AmpereOne"},
-	{0xc0, 0xac4}: {"AmpereOne A", "AmpereOne"},
+	// Centriq 2400. The kernel shares 0x800 between Falkor v1 and the mobile Kryo 2xx
+	// Gold; an arm64 server reporting it is a Centriq.
+	{0x51, 0x800}: {"Centriq 2400", "Falkor"},
+	{0x51, 0xc00}: {"Centriq 2400", "Falkor"},
+	{0x6d, 0xd49}: {"Azure Cobalt 100", "Neoverse-N2"}, // r0p0 Neoverse N2 (cputype.h)
+	{0x70, 0x662}: {"FTC662", "FTC662"},
+	{0x70, 0x663}: {"FTC663", "FTC663"},
+	// Both are AmpereOne. Which product (AmpereOne, AmpereOne M) a part is cannot be told
+	// from MIDR: Ampere dropped its lscpu name for 0xac4 and points to the SMCCC SOC_ID
+	// name in /sys/bus/soc/devices/soc0/machine, and SMBIOS names the product.
+	{0xc0, 0xac3}: {"AmpereOne", "Ampere-1"},
+	{0xc0, 0xac4}: {"AmpereOne", "Ampere-1a"},
 }
 
 // sysTopology reads the package and core of every CPU with a topology directory under
@@ -192,8 +339,7 @@ func sysTopology(fs sysfs.FS) []topology {
 	}
 	var topo []topology
 	for _, e := range entries {
-		n, ok := strings.CutPrefix(e.Name(), "cpu")
-		if !ok || n == "" || strings.Trim(n, "0123456789") != "" {
+		if !isCPUDir(e.Name()) {
 			continue // cpufreq, cpuidle, online, ...
 		}
 		pkg, perr := sysfs.ReadString(fs.Path("sys", "devices", "system", "cpu", e.Name(), "topology", "physical_package_id"))
@@ -352,5 +498,15 @@ func (h Host) Attributes() []attribute.KeyValue {
 			kvs = append(kvs, attribute.String(s.key, s.value))
 		}
 	}
+	if h.CPUCore != "" {
+		kvs = append(kvs, attribute.String(semconv.AttrCPUCore, h.CPUCore))
+	}
+	if h.ThreadsPerCore > 0 {
+		kvs = append(kvs, attribute.Int(semconv.AttrThreadsPerCore, h.ThreadsPerCore))
+	}
+	if h.NominalHz > 0 {
+		kvs = append(kvs, attribute.Float64(semconv.AttrNominalHz, h.NominalHz))
+	}
+	kvs = append(kvs, attribute.Bool(semconv.AttrVirtual, h.Virtual))
 	return kvs
 }

@@ -1,48 +1,91 @@
 package registry
 
 import (
+	"context"
 	"errors"
+	"path/filepath"
 	"reflect"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/fleetwatt/fleetwatt/agent/internal/identity"
 	"github.com/fleetwatt/fleetwatt/agent/internal/sensor"
+	"github.com/fleetwatt/fleetwatt/agent/internal/sensor/ipmi"
+	"github.com/fleetwatt/fleetwatt/agent/internal/sensor/nvml"
 	"github.com/fleetwatt/fleetwatt/agent/internal/sensor/rapl"
 	"github.com/fleetwatt/fleetwatt/agent/internal/sysfs"
 	"github.com/fleetwatt/fleetwatt/internal/fixture"
 	"github.com/fleetwatt/fleetwatt/internal/semconv"
 )
 
+// env is the environment of a fixture machine with no tools on PATH: no ipmitool, no
+// nvidia-smi, no NVML library.
+func env(t *testing.T, root string) Env {
+	t.Helper()
+	fs := sysfs.New(root)
+	host, err := identity.Detect(context.Background(), fs)
+	if err != nil {
+		host = identity.Host{}
+	}
+	none := filepath.Join(t.TempDir(), "none")
+	return Env{
+		FS:   fs,
+		Host: host,
+		IPMI: ipmi.Options{Command: none},
+		NVML: nvml.Options{Library: none, SMICommand: none},
+	}
+}
+
 func TestOpen(t *testing.T) {
 	t.Parallel()
+	absent := []string{semconv.SourceIPMI, semconv.SourceRedfish, semconv.SourceNVML}
 	tests := []struct {
-		name        string
-		root        func(t *testing.T) string
+		machine     string
+		disable     []string
 		wantSources []string
-		wantMissing []string // each wraps sensor.ErrNotFound
+		wantMissing []string
 	}{
 		{
-			name:        "intel-xeon-2s",
-			root:        func(t *testing.T) string { return fixture.Root(t, "intel-xeon-2s") },
-			wantSources: []string{semconv.SourceRAPL, semconv.SourceHwmon},
+			"intel-xeon-2s", nil,
+			[]string{semconv.SourceRAPL, semconv.SourceACPI},
+			append([]string{semconv.SourceHwmon}, absent...),
 		},
 		{
-			name:        "amd-epyc",
-			root:        func(t *testing.T) string { return fixture.Root(t, "amd-epyc") },
-			wantSources: []string{semconv.SourceRAPL},
-			wantMissing: []string{semconv.SourceHwmon},
+			"amd-epyc", nil,
+			[]string{semconv.SourceRAPL},
+			append([]string{semconv.SourceHwmon, semconv.SourceACPI}, absent...),
 		},
 		{
-			name:        "nothing",
-			root:        func(t *testing.T) string { return t.TempDir() },
-			wantMissing: []string{semconv.SourceRAPL, semconv.SourceHwmon},
+			"ampere-altra", nil,
+			[]string{semconv.SourceHwmon},
+			append([]string{semconv.SourceRAPL, semconv.SourceACPI}, absent...),
+		},
+		{
+			"nvidia-grace", nil,
+			[]string{semconv.SourceACPI},
+			append([]string{semconv.SourceRAPL, semconv.SourceHwmon}, absent...),
+		},
+		// Nothing measures a VM: the model estimates it.
+		{
+			"vm-kvm", nil,
+			[]string{semconv.SourceModel},
+			append([]string{semconv.SourceRAPL, semconv.SourceHwmon, semconv.SourceACPI}, absent...),
+		},
+		{
+			"amd-epyc",
+			[]string{semconv.SourceRAPL, semconv.SourceModel},
+			nil,
+			append([]string{semconv.SourceRAPL, semconv.SourceHwmon, semconv.SourceACPI}, append(absent, semconv.SourceModel)...),
 		},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
+		t.Run(tt.machine, func(t *testing.T) {
 			t.Parallel()
-			sources, missing := Open(sysfs.New(tt.root(t)))
+			e := env(t, fixture.Root(t, tt.machine))
+			e.Disable = tt.disable
+			sources, missing := Open(context.Background(), e)
+			t.Cleanup(func() { _ = Close(sources) })
 			var gotSources, gotMissing []string
 			for _, s := range sources {
 				if s == nil || reflect.ValueOf(s).IsNil() {
@@ -55,8 +98,8 @@ func TestOpen(t *testing.T) {
 			}
 			for _, m := range missing {
 				gotMissing = append(gotMissing, m.Source)
-				if !errors.Is(m.Err, sensor.ErrNotFound) {
-					t.Errorf("missing %s: %v, want an error wrapping sensor.ErrNotFound", m.Source, m.Err)
+				if !errors.Is(m.Err, sensor.ErrNotFound) && !errors.Is(m.Err, ErrDisabled) {
+					t.Errorf("missing %s: %v, want an error wrapping sensor.ErrNotFound or ErrDisabled", m.Source, m.Err)
 				}
 			}
 			if diff := cmp.Diff(tt.wantSources, gotSources); diff != "" {
@@ -73,15 +116,16 @@ func TestOpen(t *testing.T) {
 // would disagree on what a source is called.
 func TestKnownNames(t *testing.T) {
 	t.Parallel()
-	root := sysfs.New(fixture.Root(t, "intel-xeon-2s"))
-	for _, k := range known {
-		s, err := k.open(root)
-		if err != nil {
-			t.Errorf("%s: %v", k.name, err)
-			continue
-		}
-		if s.Name() != k.name {
-			t.Errorf("known entry %q opens a source named %q", k.name, s.Name())
+	for _, machine := range []string{"intel-xeon-2s", "ampere-altra"} {
+		e := env(t, fixture.Root(t, machine))
+		for _, k := range known {
+			s, err := k.open(context.Background(), e)
+			if err != nil {
+				continue // absent here; another machine has it
+			}
+			if s.Name() != k.name {
+				t.Errorf("known entry %q opens a source named %q", k.name, s.Name())
+			}
 		}
 	}
 }
@@ -91,21 +135,16 @@ func TestKnownNames(t *testing.T) {
 func TestSourceNeverTypedNil(t *testing.T) {
 	t.Parallel()
 	errOpen := errors.New("open failed")
-	tests := []struct {
-		name    string
-		open    func(sysfs.FS) (*rapl.Reader, error)
-		wantErr bool
-	}{
-		{"error", func(sysfs.FS) (*rapl.Reader, error) { return nil, errOpen }, true},
-		{"nil reader without error", func(sysfs.FS) (*rapl.Reader, error) { return nil, nil }, true},
-	}
-	for _, tt := range tests {
-		s, err := source(tt.open)(sysfs.New(t.TempDir()))
+	for _, tt := range []struct {
+		name string
+		err  error
+	}{{"error", errOpen}, {"nil reader without error", nil}} {
+		s, err := source[rapl.Reader]((*rapl.Reader)(nil), tt.err)
 		if s != nil {
 			t.Errorf("%s: source = %#v, want a nil interface", tt.name, s)
 		}
-		if (err != nil) != tt.wantErr {
-			t.Errorf("%s: err = %v, want an error: %t", tt.name, err, tt.wantErr)
+		if err == nil {
+			t.Errorf("%s: err = nil, want an error", tt.name)
 		}
 	}
 }
