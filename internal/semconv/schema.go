@@ -16,6 +16,13 @@ const (
 	MeasurementCPU = "cpu"
 	// MeasurementHost holds one point per host per OTLP export: its identity facts as fields.
 	MeasurementHost = "host"
+	// MeasurementWork holds one point per host per interval from fleetwatt.work.operations:
+	// FieldOps (delta) or FieldOpsTotal (cumulative), and FieldInterval.
+	MeasurementWork = "work"
+	// MeasurementHostHour holds the collector's hourly rollup per host and power scope and
+	// source: energy, CPU time, work, and the sums a power-curve fit needs. Written at the
+	// hour's start; computing it twice writes the same point.
+	MeasurementHostHour = "host_1h"
 	// MeasurementCPUIdle holds one point per host (and idle state) per interval from
 	// fleetwatt.cpu.idle_state.*: FieldIdleTime and FieldIdleUsage.
 	MeasurementCPUIdle = "cpuidle"
@@ -72,6 +79,23 @@ const (
 	FieldTotal       = "total_s"      // CPU-seconds of all modes over the interval
 	FieldUtilization = "utilization"  // 0..1, from system.cpu.utilization
 	FieldFrequency   = "frequency_hz" // Hz, from system.cpu.frequency
+
+	FieldOps      = "ops"       // operations over the interval
+	FieldOpsTotal = "ops_total" // operations since the sender's start (cumulative)
+
+	// Fields of MeasurementHostHour. P is the host's power of the point's scope and source
+	// (its sensors summed) over one collection interval, u the CPU utilization over the same
+	// interval; the sums run over the intervals of the hour that have both.
+	FieldCPUInterval = "cpu_interval_s" // s covered by cpu points
+	FieldSamples     = "samples"        // intervals with both power and utilization
+	FieldSumU        = "sum_u"
+	FieldSumUU       = "sum_uu"
+	FieldSumUUU      = "sum_uuu"
+	FieldSumUUUU     = "sum_uuuu"
+	FieldSumP        = "sum_p"
+	FieldSumUP       = "sum_up"
+	FieldSumUUP      = "sum_uup"
+	FieldSumPP       = "sum_pp"
 
 	FieldIdleTime  = "time_s"       // s in the idle state over the interval, all CPUs
 	FieldIdleUsage = "usage"        // entries into the idle state over the interval, all CPUs

@@ -29,7 +29,8 @@ func TestSchemaDocumented(t *testing.T) {
 		FieldIdleUsage, FieldIdleTimeT, FieldIdleUseT, FieldThreads, FieldNominalHz, FieldCPUCore,
 		FieldVirtual, MeasurementCPUIdle, MetricCPUFrequency, MetricCPUIdleTime, MetricCPUIdleUsage,
 		MetricRejected, AttrPrimary, AttrIdleState, AttrReason, AttrThreadsPerCore, AttrNominalHz,
-		AttrCPUCore, AttrVirtual, TagPrimary, TagIdleState,
+		AttrCPUCore, AttrVirtual, TagPrimary, TagIdleState, MetricWork, MeasurementWork, FieldOps,
+		FieldOpsTotal, SourceSimulator,
 		SourceRAPL, SourceHwmon, SourceACPI, SourceIPMI, SourceRedfish, SourceNVML, SourceModel,
 		MethodMeasured, MethodEstimated, InstrumentationScope,
 	}

@@ -40,6 +40,10 @@ const (
 	// MetricCPUIdleUsage is how many times CPUs entered an idle state, summed over all CPUs.
 	// Double sum, monotonic, unit {entry}.
 	MetricCPUIdleUsage = "fleetwatt.cpu.idle_state.usage"
+	// MetricWork is the useful work a host did: operations (requests, transactions, benchmark
+	// ops) counted by an application, or by the simulator. Double sum, monotonic, delta or
+	// cumulative, unit {operation}. Energy per operation is the architecture-neutral measure.
+	MetricWork = "fleetwatt.work.operations"
 	// MetricRejected counts power readings the agent rejected as physically implausible, by
 	// source and reason, since it started. Double sum, monotonic, cumulative, unit {reading}.
 	MetricRejected = "fleetwatt.agent.readings.rejected"
@@ -147,6 +151,9 @@ const (
 	SourceRedfish = "redfish"
 	SourceNVML    = "nvml"
 	SourceModel   = "model"
+	// SourceSimulator marks readings of the simulated fleet, so that they are never mistaken
+	// for measurements of real hosts.
+	SourceSimulator = "simulator"
 )
 
 // Methods, the value of fleetwatt.power.method.

@@ -485,6 +485,18 @@ func (c *converter) sumPoint(r *resource, name string, delta bool, dp pmetric.Nu
 			}
 		}
 		return
+	case semconv.MetricWork:
+		b := c.get(semconv.MeasurementWork, r.tags, ts)
+		r.schema = true
+		if !delta {
+			b.set(semconv.FieldOpsTotal, v)
+			return
+		}
+		b.set(semconv.FieldOps, v)
+		if hasInterval {
+			b.set(semconv.FieldInterval, interval)
+		}
+		return
 	case semconv.MetricCPUIdleTime, semconv.MetricCPUIdleUsage:
 		if state, ok := attrs.Get(semconv.AttrIdleState); ok && state.AsString() != "" {
 			b := c.get(semconv.MeasurementCPUIdle, c.idleTags(r, attrs, state.AsString()), ts)

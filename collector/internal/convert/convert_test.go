@@ -254,6 +254,7 @@ func TestConvert(t *testing.T) {
 			dp.Attributes().PutStr(semconv.AttrIdleState, "WFI")
 			dp.SetTimestamp(ts(t0.Add(time.Second)))
 			dp.SetDoubleValue(99999)
+			sumDP(ms, semconv.MetricWork, true).SetDoubleValue(1.5e6)
 		}},
 		{"int_values", func(md pmetric.Metrics) {
 			// An SDK with int64 counters: values stored as floats, like everyone else's.
