@@ -42,6 +42,17 @@ type Sample struct {
 	// Idle is the time and entries per cpuidle state over the interval, all CPUs summed;
 	// nil on the first cycle and without cpuidle.
 	Idle []Idle
+	// Work is the useful work over the interval, when something counts it (the simulator;
+	// applications send their own); nil otherwise.
+	Work *Work
+}
+
+// Work is operations done over an interval, and since Since.
+type Work struct {
+	Start, End time.Time
+	Ops        float64
+	TotalOps   float64
+	Since      time.Time
 }
 
 // Freq is the CPU frequency at the end of the interval.

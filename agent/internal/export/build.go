@@ -57,6 +57,9 @@ func (b *Builder) Build(s collect.Sample) *metricdata.ResourceMetrics {
 	if len(s.Idle) > 0 {
 		metrics = append(metrics, b.idle(s)...)
 	}
+	if s.Work != nil {
+		metrics = append(metrics, b.work(s.Work))
+	}
 	if len(s.Rejected) > 0 {
 		metrics = append(metrics, rejected(s))
 	}
@@ -230,6 +233,21 @@ func (b *Builder) idle(s collect.Sample) []metricdata.Metrics {
 			Description: "Entries into each cpuidle state, all logical CPUs summed",
 			Unit:        "{entry}",
 			Data:        metricdata.Sum[float64]{DataPoints: usagePts, Temporality: b.temporality, IsMonotonic: true},
+		},
+	}
+}
+
+func (b *Builder) work(w *collect.Work) metricdata.Metrics {
+	p := metricdata.DataPoint[float64]{StartTime: w.Start, Time: w.End, Value: w.Ops}
+	if b.temporality == metricdata.CumulativeTemporality {
+		p.StartTime, p.Value = w.Since, w.TotalOps
+	}
+	return metricdata.Metrics{
+		Name:        semconv.MetricWork,
+		Description: "Useful work done: operations (requests, transactions, benchmark ops)",
+		Unit:        "{operation}",
+		Data: metricdata.Sum[float64]{
+			DataPoints: []metricdata.DataPoint[float64]{p}, Temporality: b.temporality, IsMonotonic: true,
 		},
 	}
 }
