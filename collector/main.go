@@ -30,6 +30,10 @@ import (
 // version is stamped at build time: -ldflags "-X main.version=1.2.3".
 var version = "dev"
 
+// writeFlushers is how many InfluxDB writes run at once; each carries the points of every
+// export that arrived while the previous one was in flight.
+const writeFlushers = 2
+
 // shutdownTimeout bounds a graceful shutdown: in-flight writes finishing, connections closing.
 const shutdownTimeout = 30 * time.Second
 
@@ -175,7 +179,11 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		return err
 	}
 	defer w.Close()
-	p := pipeline.New(w, log)
+	// Concurrent exports share InfluxDB writes; Close runs after the receivers have stopped,
+	// so every request they accepted is written first.
+	batcher := pipeline.NewBatcher(w, influx.MaxLines, writeFlushers, shutdownTimeout)
+	defer batcher.Close()
+	p := pipeline.New(batcher, log)
 	rcv := receive.New(receive.Config{GRPCAddr: cfg.OTLP.GRPC, HTTPAddr: cfg.OTLP.HTTP}, p, log)
 
 	ln, err := net.Listen("tcp", cfg.Listen)
