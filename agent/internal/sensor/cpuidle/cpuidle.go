@@ -25,7 +25,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/fleetwatt/fleetwatt/agent/internal/sensor"
@@ -77,7 +76,7 @@ func Open(fsys sysfs.FS) (*Reader, error) {
 		return nil, fmt.Errorf("open cpuidle: %s is %q (no idle driver, as in most virtual machines): %w",
 			drvPath, driver, sensor.ErrNotFound)
 	}
-	cpus, err := onlineCPUs(dir)
+	cpus, err := sysfs.OnlineCPUs(fsys)
 	if err != nil {
 		return nil, fmt.Errorf("open cpuidle: %w", err)
 	}
@@ -122,19 +121,19 @@ func (r *Reader) Read() ([]State, error) {
 	r.out = r.out[:0]
 	var errs []error
 	for _, s := range r.states {
-		usage, err := readUint(s.usage, r.buf[:])
+		usage, err := sysfs.ReadUintBuf(s.usage, r.buf[:])
 		if err != nil {
-			if !isOffline(err) {
+			if !sysfs.IsOffline(err) {
 				errs = append(errs, err)
 			}
 			continue
 		}
-		us, err := readUint(s.time, r.buf[:])
+		us, err := sysfs.ReadUintBuf(s.time, r.buf[:])
 		if err == nil && us > math.MaxInt64/uint64(time.Microsecond) {
 			err = fmt.Errorf("parse %s: %d µs overflows a duration", s.time, us)
 		}
 		if err != nil {
-			if !isOffline(err) {
+			if !sysfs.IsOffline(err) {
 				errs = append(errs, err)
 			}
 			continue
@@ -193,93 +192,4 @@ func stateIndexes(dir string) ([]int, error) {
 	}
 	slices.Sort(idx)
 	return idx, nil
-}
-
-// onlineCPUs lists the numbers of the cpuN directories in dir, ascending, leaving out the
-// CPUs whose online file says 0. cpu0 often has no online file: it cannot go offline.
-func onlineCPUs(dir string) ([]int, error) {
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return nil, err
-	}
-	var cpus []int
-	for _, e := range entries {
-		n, ok := strings.CutPrefix(e.Name(), "cpu")
-		if !ok || n == "" || strings.Trim(n, "0123456789") != "" {
-			continue // cpufreq, cpuidle, online, ...
-		}
-		cpu, err := strconv.Atoi(n)
-		if err != nil {
-			continue
-		}
-		if s, err := sysfs.ReadString(dir + "/" + e.Name() + "/online"); err == nil && s == "0" {
-			continue
-		}
-		cpus = append(cpus, cpu)
-	}
-	slices.Sort(cpus)
-	return cpus, nil
-}
-
-// isOffline reports whether err is what reading a state of a CPU that went offline gives:
-// its cpuidle directory is gone (ENOENT, ENODEV).
-func isOffline(err error) bool {
-	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENODEV)
-}
-
-// readUint reads the decimal number in the attribute at path into buf and parses it. It
-// uses the system calls directly: os.Open allocates a File per call, which for 512 CPUs ×
-// 4 states × 2 files would be thousands of allocations per reading; this allocates only
-// the path's C string.
-func readUint(path string, buf []byte) (uint64, error) {
-	fd, err := syscall.Open(path, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
-	if err != nil {
-		return 0, &fs.PathError{Op: "open", Path: path, Err: err}
-	}
-	defer syscall.Close(fd)
-	var n int
-	for {
-		n, err = syscall.Read(fd, buf)
-		if !errors.Is(err, syscall.EINTR) {
-			break
-		}
-	}
-	if err != nil {
-		return 0, &fs.PathError{Op: "read", Path: path, Err: err}
-	}
-	if n >= len(buf) {
-		return 0, fmt.Errorf("parse %s: longer than %d bytes", path, len(buf)-1)
-	}
-	v, err := parseUint(buf[:n])
-	if err != nil {
-		return 0, fmt.Errorf("parse %s: %w", path, err)
-	}
-	return v, nil
-}
-
-// errSyntax is returned for an attribute that is not one decimal number.
-var errSyntax = errors.New("not a decimal number")
-
-// parseUint parses one unsigned decimal number followed by optional white space (the
-// newline sysfs ends every attribute with). It works on bytes so a reading allocates
-// nothing.
-func parseUint(b []byte) (uint64, error) {
-	for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == ' ' || b[len(b)-1] == '\t') {
-		b = b[:len(b)-1]
-	}
-	if len(b) == 0 {
-		return 0, sysfs.ErrEmpty
-	}
-	var v uint64
-	for _, c := range b {
-		if c < '0' || c > '9' {
-			return 0, errSyntax
-		}
-		d := uint64(c - '0')
-		if v > (1<<64-1-d)/10 {
-			return 0, strconv.ErrRange
-		}
-		v = v*10 + d
-	}
-	return v, nil
 }

@@ -189,33 +189,6 @@ func TestReadEdgeCases(t *testing.T) {
 	}
 }
 
-func FuzzParseUint(f *testing.F) {
-	for _, m := range []string{"intel-xeon-2s", "amd-epyc", "ampere-altra"} {
-		for _, name := range []string{"usage", "time"} {
-			b, err := os.ReadFile(filepath.Join(fixture.Root(f, m), "sys", "devices", "system", "cpu", "cpu1", "cpuidle", "state1", name))
-			if err != nil {
-				f.Fatal(err)
-			}
-			f.Add(b)
-		}
-	}
-	f.Add([]byte("18446744073709551616\n"))
-	f.Add([]byte("-1\n"))
-	f.Fuzz(func(t *testing.T, b []byte) {
-		v, err := parseUint(b)
-		if err != nil {
-			return
-		}
-		digits := strings.TrimLeft(strings.TrimRight(string(b), " \t\n"), "0")
-		if digits == "" {
-			digits = "0"
-		}
-		if strconv.FormatUint(v, 10) != digits {
-			t.Fatalf("parseUint(%q) = %d", b, v)
-		}
-	})
-}
-
 // BenchmarkRead reads 256 CPUs × 4 states, a large two-socket x86 host under intel_idle.
 func BenchmarkRead(b *testing.B) {
 	root := b.TempDir()

@@ -17,6 +17,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/fleetwatt/fleetwatt/agent/internal/sensor"
+	"github.com/fleetwatt/fleetwatt/internal/fixture"
 	"github.com/fleetwatt/fleetwatt/internal/semconv"
 )
 
@@ -182,23 +183,37 @@ type fake struct {
 // arguments are written to.
 func (fk fake) install(t *testing.T) (path, argsFile string) {
 	t.Helper()
-	dir := t.TempDir()
+	return fk.installIn(t, t.TempDir())
+}
+
+// installIn writes the fake, a copy of its testdata files and its arguments file into dir,
+// all of them readable (the arguments file writable) by every user, so that the fake works
+// for fixture.AsNobody too.
+func (fk fake) installIn(t *testing.T, dir string) (path, argsFile string) {
+	t.Helper()
 	path = filepath.Join(dir, fk.name)
 	argsFile = filepath.Join(dir, "args")
+	if err := os.WriteFile(argsFile, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(argsFile, 0o666); err != nil { // WriteFile's mode is subject to the umask
+		t.Fatal(err)
+	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "#!/bin/sh\necho \"$@\" > '%s'\n", argsFile)
 	if fk.sleep {
 		b.WriteString("exec /bin/sleep 30\n")
 	}
-	for _, out := range []struct{ file, redirect string }{{fk.stdout, ""}, {fk.stderr, " >&2"}} {
+	for i, out := range []struct{ file, redirect string }{{fk.stdout, ""}, {fk.stderr, " >&2"}} {
 		if out.file == "" {
 			continue
 		}
-		abs, err := filepath.Abs(filepath.Join("testdata", out.file))
-		if err != nil {
+		data := mustRead(t, out.file)
+		copied := filepath.Join(dir, fmt.Sprintf("out%d", i))
+		if err := os.WriteFile(copied, []byte(data), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		fmt.Fprintf(&b, "/bin/cat '%s'%s\n", abs, out.redirect)
+		fmt.Fprintf(&b, "/bin/cat '%s'%s\n", copied, out.redirect)
 	}
 	fmt.Fprintf(&b, "exit %d\n", fk.code)
 	if err := os.WriteFile(path, []byte(b.String()), 0o755); err != nil {
@@ -230,6 +245,14 @@ func waitExecutable(t *testing.T, path string) {
 func devDir(t *testing.T, name string) string {
 	t.Helper()
 	dir := t.TempDir()
+	devNode(t, dir, name, 0o600)
+	return dir
+}
+
+// devNode makes a stand-in for the IPMI device node at name below dir, of mode perm, in
+// directories of mode 0755.
+func devNode(t *testing.T, dir, name string, perm os.FileMode) {
+	t.Helper()
 	path := filepath.Join(dir, name)
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		t.Fatal(err)
@@ -237,7 +260,9 @@ func devDir(t *testing.T, name string) string {
 	if err := os.WriteFile(path, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	return dir
+	if err := os.Chmod(path, perm); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func TestOpenRead(t *testing.T) {
@@ -394,19 +419,24 @@ func TestReadDeactivated(t *testing.T) {
 	}
 }
 
+// TestOpenDevicePermission proves the error, with the fix, of an agent that may not open
+// the BMC's device node (mode 0600 root:root on most distributions). Root opens any file, and
+// CI runs the tests as root, so the checks run as the user nobody (fixture.AsNobody).
 func TestOpenDevicePermission(t *testing.T) {
 	t.Parallel()
-	if os.Geteuid() == 0 {
-		t.Skip("root opens any file: the permission check cannot fail")
-	}
-	cmd, _ := fake{name: "ipmitool", stdout: "ipmitool-dell-idrac9.txt"}.install(t)
-	dev := devDir(t, "ipmi0")
-	if err := os.Chmod(filepath.Join(dev, "ipmi0"), 0o400); err != nil {
-		t.Fatal(err)
-	}
-	_, err := Open(t.Context(), Options{Command: cmd, DevDir: dev})
-	if !errors.Is(err, fs.ErrPermission) || !strings.Contains(err.Error(), "run the agent as root") {
-		t.Errorf("Open: %v, want a permission error with the fix", err)
+	for _, perm := range []os.FileMode{0o400, 0} {
+		t.Run(fmt.Sprintf("mode %04o", perm), func(t *testing.T) {
+			t.Parallel()
+			fixture.AsNobody(t, func(t *testing.T, dir string) {
+				fake{name: "ipmitool", stdout: "ipmitool-dell-idrac9.txt"}.installIn(t, dir)
+				devNode(t, filepath.Join(dir, "dev"), "ipmi0", perm)
+			}, func(t *testing.T, dir string) {
+				_, err := Open(t.Context(), Options{Command: filepath.Join(dir, "ipmitool"), DevDir: filepath.Join(dir, "dev")})
+				if !errors.Is(err, fs.ErrPermission) || !strings.Contains(err.Error(), "run the agent as root") {
+					t.Errorf("Open: %v, want a permission error with the fix", err)
+				}
+			})
+		})
 	}
 }
 

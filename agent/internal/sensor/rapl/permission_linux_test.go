@@ -2,35 +2,32 @@ package rapl
 
 import (
 	"errors"
-	"io"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/fleetwatt/fleetwatt/agent/internal/sensor"
 	"github.com/fleetwatt/fleetwatt/agent/internal/sysfs"
+	"github.com/fleetwatt/fleetwatt/internal/fixture"
 	"github.com/fleetwatt/fleetwatt/internal/semconv"
 )
 
-// nobodyEnv carries the tree to a copy of the test binary that runs as nobody.
-const nobodyEnv = "FLEETWATT_RAPL_TEST_NOBODY_DIR"
-
 // TestPermissionDenied proves the EACCES path that every non-root agent meets since Linux
-// 5.10. Root reads a file whatever its mode, and CI runs the tests as root, so as root the
-// test runs itself again as the user nobody on a tree whose energy_uj files are mode 0000.
+// 5.10. Root reads a file whatever its mode, and CI runs the tests as root, so the checks run
+// as the user nobody (fixture.AsNobody) on a tree whose energy_uj files are mode 0000.
 func TestPermissionDenied(t *testing.T) {
 	t.Parallel()
-	if dir := os.Getenv(nobodyEnv); dir != "" {
-		checkPermissionDenied(t, dir)
-		return
-	}
-	dir := unprivilegedTempDir(t)
+	fixture.AsNobody(t, buildPermissionDenied, checkPermissionDenied)
+}
+
+// buildPermissionDenied lays out two powercap trees in dir: all/, where no energy_uj may be
+// read, and some/, where package-1's may not.
+func buildPermissionDenied(t *testing.T, dir string) {
+	t.Helper()
 	all := newPowercap(t, filepath.Join(dir, "all"))
 	all.zone("intel-rapl/intel-rapl:0", "package-0", "100\n", true)
 	all.zone("intel-rapl/intel-rapl:0/intel-rapl:0:0", "dram", "20\n", true)
@@ -46,11 +43,6 @@ func TestPermissionDenied(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if os.Geteuid() != 0 {
-		checkPermissionDenied(t, dir)
-		return
-	}
-	runAsNobody(t, dir)
 }
 
 func checkPermissionDenied(t *testing.T, dir string) {
@@ -80,63 +72,4 @@ func checkPermissionDenied(t *testing.T, dir string) {
 			t.Errorf("Read (-want +got):\n%s", diff)
 		}
 	})
-}
-
-// unprivilegedTempDir returns a temporary directory that nobody may traverse: t.TempDir()
-// is inside a directory of mode 0700.
-func unprivilegedTempDir(t *testing.T) string {
-	t.Helper()
-	dir, err := os.MkdirTemp("", "fleetwatt-rapl-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return dir
-}
-
-// runAsNobody runs the current test again in a copy of the test binary as uid and gid 65534,
-// with dir in nobodyEnv. The binary is copied into dir because the go command builds it in a
-// directory that only its owner may enter.
-func runAsNobody(t *testing.T, dir string) {
-	t.Helper()
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	bin := filepath.Join(dir, "rapl.test")
-	if err := copyFile(exe, bin); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.CommandContext(t.Context(), bin, "-test.run=^"+t.Name()+"$", "-test.v")
-	cmd.Env = append(os.Environ(), nobodyEnv+"="+dir)
-	cmd.Dir = dir
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("test as nobody: %v\n%s", err, out)
-	}
-	// A child that matched no test would pass too; make sure it ran the checks.
-	if !strings.Contains(string(out), "--- PASS: "+t.Name()+"/one_counter_readable") {
-		t.Fatalf("test as nobody did not run the checks:\n%s", out)
-	}
-}
-
-func copyFile(src, dst string) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o755)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
 }
