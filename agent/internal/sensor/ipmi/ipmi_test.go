@@ -6,10 +6,8 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -216,29 +214,8 @@ func (fk fake) installIn(t *testing.T, dir string) (path, argsFile string) {
 		fmt.Fprintf(&b, "/bin/cat '%s'%s\n", copied, out.redirect)
 	}
 	fmt.Fprintf(&b, "exit %d\n", fk.code)
-	if err := os.WriteFile(path, []byte(b.String()), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	waitExecutable(t, path)
+	fixture.Executable(t, path, b.String())
 	return path, argsFile
-}
-
-// waitExecutable waits out ETXTBSY: a test running in parallel may fork while this one
-// still holds the script open for writing, and the child keeps that descriptor until it
-// execs (golang/go#22315).
-func waitExecutable(t *testing.T, path string) {
-	t.Helper()
-	for range 100 {
-		err := exec.Command("/bin/sh", "-c", "test -x '"+path+"' && : < '"+path+"'").Run()
-		f, openErr := os.OpenFile(path, os.O_WRONLY, 0)
-		if openErr == nil {
-			f.Close()
-		}
-		if err == nil && !errors.Is(openErr, syscall.ETXTBSY) {
-			return
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 // devDir makes a directory holding a stand-in for the IPMI device node at name.

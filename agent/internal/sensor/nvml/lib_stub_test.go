@@ -18,10 +18,7 @@ import (
 // NVML's C ABI (the hardware's real interface) built here with gcc: symbols, argument passing,
 // string buffers, the energy counter and the power fallback.
 func TestStubLibrary(t *testing.T) {
-	lib := filepath.Join(t.TempDir(), "libnvidia-ml-stub.so")
-	if out, err := exec.Command("gcc", "-shared", "-fPIC", "-o", lib, filepath.Join("testdata", "nvml_stub.c")).CombinedOutput(); err != nil {
-		t.Fatalf("build the NVML stub (needs gcc): %v\n%s", err, out)
-	}
+	lib := buildStub(t)
 	r, err := Open(Options{Library: lib, SMICommand: filepath.Join(t.TempDir(), "no-nvidia-smi")})
 	if err != nil {
 		t.Fatal(err)
@@ -54,4 +51,15 @@ func TestStubLibrary(t *testing.T) {
 	if diff := cmp.Diff(want, second); diff != "" {
 		t.Errorf("readings through the stub library (-want +got):\n%s", diff)
 	}
+}
+
+// buildStub compiles testdata/nvml_stub.c into a shared library in a new directory and
+// returns its path. Each build is its own library, with its own counter, when loaded.
+func buildStub(t *testing.T) string {
+	t.Helper()
+	lib := filepath.Join(t.TempDir(), "libnvidia-ml-stub.so")
+	if out, err := exec.Command("gcc", "-shared", "-fPIC", "-o", lib, filepath.Join("testdata", "nvml_stub.c")).CombinedOutput(); err != nil {
+		t.Fatalf("build the NVML stub (needs gcc): %v\n%s", err, out)
+	}
+	return lib
 }

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/fleetwatt/fleetwatt/internal/fixture"
+
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/fleetwatt/fleetwatt/agent/internal/sensor"
@@ -31,9 +33,7 @@ func fakeSMI(t *testing.T, answer string, code int) (path, args string) {
 		script += fmt.Sprintf("cat '%s'\n", abs)
 	}
 	script += fmt.Sprintf("exit %d\n", code)
-	if err := os.WriteFile(path, []byte(script), 0o755); err != nil {
-		t.Fatal(err)
-	}
+	fixture.Executable(t, path, script)
 	return path, args
 }
 
@@ -70,9 +70,7 @@ func TestOpenSMIFailures(t *testing.T) {
 			t.Parallel()
 			smi, _ := fakeSMI(t, c.answer, c.code)
 			if c.name == "no gpu reports power" {
-				if err := os.WriteFile(smi, []byte("#!/bin/sh\necho '0, GPU-x, Tesla K80, [N/A], [N/A]'\n"), 0o755); err != nil {
-					t.Fatal(err)
-				}
+				fixture.Executable(t, smi, "#!/bin/sh\necho '0, GPU-x, Tesla K80, [N/A], [N/A]'\n")
 			}
 			_, err := Open(Options{Library: noLibrary(t), SMICommand: smi})
 			if err == nil {
@@ -162,9 +160,7 @@ func TestReadSMIFailing(t *testing.T) {
 	}
 	script := "#!/bin/sh\necho '0, GPU-9d4e2b7a-1c83-6f05-e2a9-4b7c0d3e8f51, NVIDIA A100-SXM4-40GB, 54.76, 400.00'\n" +
 		"echo 'Unable to determine the device handle for GPU0000:41:00.0: Unknown Error'\nexit 15\n"
-	if err := os.WriteFile(smi, []byte(script), 0o755); err != nil {
-		t.Fatal(err)
-	}
+	fixture.Executable(t, smi, script)
 	got, err := r.Read(context.Background())
 	if err == nil {
 		t.Error("Read = nil error")
