@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"sort"
 	"strings"
 	"sync"
 	"syscall"
@@ -157,6 +158,10 @@ func startCollector(t *testing.T, s *influxtest.Server) (grpcAddr, httpAddr stri
 }
 
 // machine advances a fixture tree's RAPL counters and /proc/stat at known rates.
+//
+// It keeps the history of what it wrote: under load the writer can fall behind the clock for
+// a while, and the truth for a point is what the counters said at the instants the agent read
+// them, which the history gives exactly; the nominal rates are checked over the whole run.
 type machine struct {
 	root  string
 	watts map[string]float64 // zone directory (below sys/class/powercap) → W
@@ -165,6 +170,24 @@ type machine struct {
 	stat  []string // /proc/stat lines after the CPU lines
 	base  map[string]uint64
 	t0    time.Time
+
+	mu      sync.Mutex
+	history []snapshot
+}
+
+// snapshot is what the counters held from at on.
+type snapshot struct {
+	at     time.Time
+	energy map[string]uint64 // zone → µJ
+	ticks  uint64            // all CPUs, all modes, USER_HZ
+}
+
+// counters returns what the counters held at t: the last snapshot written by then.
+func (m *machine) counters(t time.Time) snapshot {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	i := sort.Search(len(m.history), func(i int) bool { return m.history[i].at.After(t) })
+	return m.history[max(i-1, 0)]
 }
 
 func newMachine(t *testing.T, name string, watts map[string]float64, busy float64) *machine {
@@ -206,11 +229,13 @@ func newMachine(t *testing.T, name string, watts map[string]float64, busy float6
 // write sets every counter to its value at time now.
 func (m *machine) write(now time.Time) error {
 	elapsed := now.Sub(m.t0).Seconds()
+	snap := snapshot{energy: make(map[string]uint64, len(m.watts))}
 	for zone, w := range m.watts {
 		v := m.base[zone] + uint64(w*elapsed*1e6)
 		if err := fixture.WriteFile(m.root, filepath.Join("sys/class/powercap", zone, "energy_uj"), fmt.Appendf(nil, "%d\n", v)); err != nil {
 			return err
 		}
+		snap.energy[zone] = v
 	}
 	// USER_HZ is 100: ticks since boot (1000 s before t0). Each CPU gets a different phase so
 	// that rounding to whole ticks averages out over the CPUs instead of adding up.
@@ -233,7 +258,15 @@ func (m *machine) write(now time.Time) error {
 	for _, l := range m.stat {
 		b.WriteString(l + "\n")
 	}
-	return fixture.WriteFile(m.root, "proc/stat", []byte(b.String()))
+	if err := fixture.WriteFile(m.root, "proc/stat", []byte(b.String())); err != nil {
+		return err
+	}
+	snap.ticks = all[0] + all[1] + all[2]
+	snap.at = time.Now() // visible from now on
+	m.mu.Lock()
+	m.history = append(m.history, snap)
+	m.mu.Unlock()
+	return nil
 }
 
 // run advances the counters every millisecond until ctx ends.
