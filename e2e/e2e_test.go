@@ -175,19 +175,48 @@ type machine struct {
 	history []snapshot
 }
 
-// snapshot is what the counters held from at on.
+// snapshot is what the counters held once a write completed. The files of one snapshot are
+// renamed into place one after the other between from and to: in that window a reader may
+// see the previous snapshot or this one.
 type snapshot struct {
-	at     time.Time
-	energy map[string]uint64 // zone → µJ
-	ticks  uint64            // all CPUs, all modes, USER_HZ
+	from, to time.Time
+	energy   map[string]uint64 // zone → µJ
+	ticks    uint64            // all CPUs, all modes, USER_HZ
 }
 
-// counters returns what the counters held at t: the last snapshot written by then.
-func (m *machine) counters(t time.Time) snapshot {
+// counters returns what the counters may have held at t: the last snapshot completed by then,
+// and the next one too when t falls while it was being written.
+func (m *machine) counters(t time.Time) []snapshot {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	i := sort.Search(len(m.history), func(i int) bool { return m.history[i].at.After(t) })
-	return m.history[max(i-1, 0)]
+	i := sort.Search(len(m.history), func(i int) bool { return m.history[i].to.After(t) })
+	got := []snapshot{m.history[max(i-1, 0)]}
+	if i < len(m.history) && !m.history[i].from.After(t) {
+		got = append(got, m.history[i])
+	}
+	return got
+}
+
+// increases returns the possible increases of a counter between two instants.
+func (m *machine) increases(start, end time.Time, value func(snapshot) uint64) []float64 {
+	var out []float64
+	for _, a := range m.counters(start) {
+		for _, b := range m.counters(end) {
+			out = append(out, float64(value(b)-value(a)))
+		}
+	}
+	return out
+}
+
+// nearAny reports whether got is within rel of one of wants, and returns the closest.
+func nearAny(got float64, wants []float64, rel float64) (bool, float64) {
+	best := wants[0]
+	for _, w := range wants {
+		if math.Abs(got-w) < math.Abs(got-best) {
+			best = w
+		}
+	}
+	return near(got, best, rel), best
 }
 
 func newMachine(t *testing.T, name string, watts map[string]float64, busy float64) *machine {
@@ -229,7 +258,7 @@ func newMachine(t *testing.T, name string, watts map[string]float64, busy float6
 // write sets every counter to its value at time now.
 func (m *machine) write(now time.Time) error {
 	elapsed := now.Sub(m.t0).Seconds()
-	snap := snapshot{energy: make(map[string]uint64, len(m.watts))}
+	snap := snapshot{from: time.Now(), energy: make(map[string]uint64, len(m.watts))}
 	for zone, w := range m.watts {
 		v := m.base[zone] + uint64(w*elapsed*1e6)
 		if err := fixture.WriteFile(m.root, filepath.Join("sys/class/powercap", zone, "energy_uj"), fmt.Appendf(nil, "%d\n", v)); err != nil {
@@ -262,7 +291,7 @@ func (m *machine) write(now time.Time) error {
 		return err
 	}
 	snap.ticks = all[0] + all[1] + all[2]
-	snap.at = time.Now() // visible from now on
+	snap.to = time.Now()
 	m.mu.Lock()
 	m.history = append(m.history, snap)
 	m.mu.Unlock()
