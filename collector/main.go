@@ -4,6 +4,8 @@
 //
 //	fleetwatt-collector [flags]              run the collector
 //	fleetwatt-collector status [flags]       show the hosts InfluxDB heard from recently
+//	fleetwatt-collector report [flags]       the efficiency report (docs/report.md)
+//	fleetwatt-collector rollup [flags]       compute the hourly rollups of a range
 //	fleetwatt-collector version              print the version
 package main
 
@@ -25,6 +27,10 @@ import (
 	"github.com/fleetwatt/fleetwatt/collector/internal/influx"
 	"github.com/fleetwatt/fleetwatt/collector/internal/pipeline"
 	"github.com/fleetwatt/fleetwatt/collector/internal/receive"
+	"github.com/fleetwatt/fleetwatt/collector/internal/regions"
+	"github.com/fleetwatt/fleetwatt/collector/internal/report"
+	"github.com/fleetwatt/fleetwatt/collector/internal/rollup"
+	"github.com/fleetwatt/fleetwatt/internal/influxql"
 )
 
 // version is stamped at build time: -ldflags "-X main.version=1.2.3".
@@ -51,6 +57,9 @@ Usage:
   fleetwatt-collector [flags]           run the collector until SIGINT or SIGTERM
   fleetwatt-collector status [flags]    print the hosts seen in InfluxDB recently, with their
                                         utilization and average power per scope
+  fleetwatt-collector report [flags]    the efficiency report: per region, arch and CPU model,
+                                        and ARM vs x86 at matched utilization
+  fleetwatt-collector rollup [flags]    compute the hourly rollups of a range (after a backfill)
   fleetwatt-collector version           print the version
 
 The InfluxDB token is read from influx.token_file (--influx-token-file), else from
@@ -69,6 +78,10 @@ func cli(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return 0
 		case "status":
 			return statusCmd(ctx, args[1:], stdout, stderr)
+		case "report":
+			return reportCmd(ctx, args[1:], stdout, stderr)
+		case "rollup":
+			return rollupCmd(ctx, args[1:], stdout, stderr)
 		}
 	}
 	fs := flag.NewFlagSet("fleetwatt-collector", flag.ContinueOnError)
@@ -91,7 +104,7 @@ func cli(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "fleetwatt-collector: unknown command %q (want status or version)\n", fs.Arg(0))
+		fmt.Fprintf(stderr, "fleetwatt-collector: unknown command %q (want status, report, rollup or version)\n", fs.Arg(0))
 		return 2
 	}
 	cfg, err := loadConfig(*configPath, fs, overrides)
@@ -127,7 +140,10 @@ func configFlags(fs *flag.FlagSet, all bool) map[string]func(*config.Config, str
 	if all {
 		str("otlp-grpc", def.OTLP.GRPC, `OTLP/gRPC listen address, "" disables (otlp.grpc)`, func(c *config.Config, v string) { c.OTLP.GRPC = v })
 		str("otlp-http", def.OTLP.HTTP, `OTLP/HTTP listen address, "" disables (otlp.http)`, func(c *config.Config, v string) { c.OTLP.HTTP = v })
-		str("listen", def.Listen, "address of /healthz and /readyz (listen)", func(c *config.Config, v string) { c.Listen = v })
+		str("listen", def.Listen, "address of /healthz, /readyz and /api/v1/report (listen)", func(c *config.Config, v string) { c.Listen = v })
+		fs.Duration("rollup-every", def.Rollup.Every, "how often to recompute the hourly rollups of the last 3 hours; 0 disables (rollup.every)")
+		set["rollup-every"] = func(c *config.Config, v string) { c.Rollup.Every, _ = time.ParseDuration(v) }
+		str("regions", "", "CSV file of regional factors overriding the shipped table (regions_file)", func(c *config.Config, v string) { c.RegionsFile = v })
 		str("log-level", def.Log.Level, "debug, info, warn or error (log.level)", func(c *config.Config, v string) { c.Log.Level = v })
 	}
 	return set
@@ -179,6 +195,11 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		return err
 	}
 	defer w.Close()
+	factors, err := regions.Load(cfg.RegionsFile)
+	if err != nil {
+		return err
+	}
+	q := &influxql.Client{URL: cfg.Influx.URL, Token: token}
 	// Concurrent exports share InfluxDB writes; Close runs after the receivers have stopped,
 	// so every request they accepted is written first.
 	batcher := pipeline.NewBatcher(w, influx.MaxLines, writeFlushers, shutdownTimeout)
@@ -194,14 +215,28 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		ln.Close()
 		return err
 	}
-	health := &http.Server{Handler: healthHandler(w), ReadHeaderTimeout: 10 * time.Second}
+	var roller *rollup.Runner
+	if cfg.Rollup.Every > 0 {
+		rlog := log.With("component", "rollup")
+		roller = rollup.NewRunner(rollup.New(q, w, cfg.Influx.Bucket, rlog).Rollup, cfg.Rollup.Every, 0, rlog)
+		roller.Start(ctx)
+	}
+	api := map[string]http.Handler{
+		// A month of a large fleet takes InfluxDB seconds to sum: the handler's own
+		// timeout bounds the query, not the client's default 30 s.
+		"GET /api/v1/report": &report.Handler{
+			Querier: &influxql.Client{URL: cfg.Influx.URL, Token: token, HTTP: noTimeout()},
+			Bucket:  cfg.Influx.Bucket, Regions: factors, Log: log,
+		},
+	}
+	health := &http.Server{Handler: httpHandler(w, api), ReadHeaderTimeout: 10 * time.Second}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- health.Serve(ln) }()
 
 	log.Info("fleetwatt-collector started", "version", version,
 		"otlp_grpc", addrString(rcv.GRPCAddr()), "otlp_http", addrString(rcv.HTTPAddr()),
 		"listen", ln.Addr().String(), "influx_url", cfg.Influx.URL, "influx_bucket", cfg.Influx.Bucket,
-		"influx_token", token != "")
+		"influx_token", token != "", "rollup_every", cfg.Rollup.Every.String())
 	pingCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	if err := w.Ping(pingCtx); err != nil {
 		log.Warn("influxdb does not answer yet; exports are refused as retryable until it does", "error", err)
@@ -221,6 +256,11 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	errs := []error{runErr}
 	if err := rcv.Shutdown(sctx); err != nil {
 		errs = append(errs, err)
+	}
+	if roller != nil {
+		if err := roller.Shutdown(sctx); err != nil {
+			errs = append(errs, fmt.Errorf("stop rollups: %w", err))
+		}
 	}
 	if err := health.Shutdown(sctx); err != nil {
 		errs = append(errs, fmt.Errorf("shut down health endpoints: %w", err))
@@ -252,11 +292,24 @@ type pinger interface {
 	Ping(ctx context.Context) error
 }
 
-// healthHandler serves GET /healthz (200 while the process runs) and GET /readyz (200 when
+// httpHandler serves the health endpoints and the API: api maps a pattern
+// ("GET /api/v1/report") to its handler.
+func httpHandler(p pinger, api map[string]http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	addHealth(mux, p)
+	for pattern, h := range api {
+		mux.Handle(pattern, h)
+	}
+	return mux
+}
+
+// healthHandler serves the health endpoints alone.
+func healthHandler(p pinger) http.Handler { return httpHandler(p, nil) }
+
+// addHealth adds GET /healthz (200 while the process runs) and GET /readyz (200 when
 // InfluxDB answers, 503 with the reason otherwise: a load balancer should then send exports
 // elsewhere).
-func healthHandler(p pinger) http.Handler {
-	mux := http.NewServeMux()
+func addHealth(mux *http.ServeMux, p pinger) {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, "ok")
 	})
@@ -269,5 +322,4 @@ func healthHandler(p pinger) http.Handler {
 		}
 		fmt.Fprintln(w, "ready")
 	})
-	return mux
 }

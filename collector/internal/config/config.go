@@ -15,6 +15,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 )
@@ -23,9 +24,21 @@ import (
 type Config struct {
 	Influx Influx `yaml:"influx"`
 	OTLP   OTLP   `yaml:"otlp"`
-	// Listen is the address of the collector's own HTTP endpoints (/healthz, /readyz).
+	// Listen is the address of the collector's own HTTP endpoints (/healthz, /readyz,
+	// /api/v1/report).
 	Listen string `yaml:"listen"`
 	Log    Log    `yaml:"log"`
+	Rollup Rollup `yaml:"rollup"`
+	// RegionsFile is a CSV file of regional factors (price, carbon intensity, PUE) that
+	// replaces or adds to the shipped table for reports; "" uses the shipped table.
+	RegionsFile string `yaml:"regions_file"`
+}
+
+// Rollup configures the hourly per-host rollups (measurement host_1h) reports read.
+type Rollup struct {
+	// Every is how often the collector recomputes the rollups of the last few hours; 0
+	// disables it (another collector, or `fleetwatt-collector rollup`, does it).
+	Every time.Duration `yaml:"every"`
 }
 
 // Influx says where points are written.
@@ -64,6 +77,7 @@ func DefaultConfig() Config {
 		OTLP:   OTLP{GRPC: ":4317", HTTP: ":4318"},
 		Listen: ":8090",
 		Log:    Log{Level: "info", Format: "text"},
+		Rollup: Rollup{Every: 5 * time.Minute},
 	}
 }
 
@@ -112,6 +126,16 @@ func (c Config) Validate() error {
 	add("listen", checkAddr(c.Listen))
 	if _, err := ParseLevel(c.Log.Level); err != nil {
 		add("log.level", err)
+	}
+	if c.Rollup.Every < 0 {
+		add("rollup.every", fmt.Errorf("%s: want a positive duration, or 0 to disable", c.Rollup.Every))
+	} else if c.Rollup.Every > 0 && c.Rollup.Every < time.Second {
+		add("rollup.every", fmt.Errorf("%s: want at least 1s", c.Rollup.Every))
+	}
+	if c.RegionsFile != "" {
+		if _, err := os.Stat(c.RegionsFile); err != nil {
+			add("regions_file", err)
+		}
 	}
 	if c.Log.Format != "text" && c.Log.Format != "json" {
 		add("log.format", fmt.Errorf("%q: want text or json", c.Log.Format))
