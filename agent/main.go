@@ -5,6 +5,7 @@
 //
 //	fleetwatt-agent [flags]          collect and send, until SIGINT or SIGTERM
 //	fleetwatt-agent doctor [flags]   show what this host offers: identity, power sources, CPU
+//	fleetwatt-agent simulate [flags] run a simulated fleet through the same export path
 //	fleetwatt-agent version          print the version
 package main
 
@@ -34,6 +35,9 @@ Usage:
   fleetwatt-agent [flags]            collect and send every --interval until SIGINT/SIGTERM
   fleetwatt-agent doctor [flags]     show this host's identity, power sources (and why any are
                                      missing) and a live reading; --format json, --window 1s
+  fleetwatt-agent simulate [flags]   run a simulated multi-region fleet (virtual hosts with known
+                                     power curves) through the same export path, live or as a
+                                     --backfill of a past range; see simulate --help
   fleetwatt-agent version            print the version
 
 Configuration comes from defaults, then --config FILE (YAML, see agent.example.yaml), then
@@ -60,9 +64,13 @@ func mainErr(args []string, stdout, stderr io.Writer) int {
 		return 0
 	case "help":
 		args = []string{"-h"}
+	case "simulate":
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		return simulateMain(ctx, args, stdout, stderr)
 	case "run", "doctor":
 	default:
-		fmt.Fprintf(stderr, "fleetwatt-agent: unknown command %q (want run, doctor or version; see --help)\n", cmd)
+		fmt.Fprintf(stderr, "fleetwatt-agent: unknown command %q (want run, doctor, simulate or version; see --help)\n", cmd)
 		return 2
 	}
 

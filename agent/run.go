@@ -5,11 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"runtime"
 	"sync"
 	"time"
 
-	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	"go.opentelemetry.io/otel/sdk/resource"
 
@@ -26,7 +24,6 @@ import (
 	"github.com/fleetwatt/fleetwatt/agent/internal/sensor/redfish"
 	"github.com/fleetwatt/fleetwatt/agent/internal/sensor/registry"
 	"github.com/fleetwatt/fleetwatt/agent/internal/sysfs"
-	"github.com/fleetwatt/fleetwatt/internal/semconv"
 )
 
 // shutdownTimeout bounds the final flush to the collector.
@@ -150,22 +147,8 @@ func bounds(host identity.Host) energy.Bounds {
 
 // newResource describes the host with OpenTelemetry resource attributes.
 func newResource(host identity.Host, cfg config.Config) *resource.Resource {
-	attrs := append(host.Attributes(),
-		attribute.String(semconv.AttrServiceName, "fleetwatt-agent"),
-		attribute.String(semconv.AttrServiceVersion, version),
-		attribute.String(semconv.AttrOSType, runtime.GOOS),
-		attribute.Float64(semconv.AttrAgentInterval, time.Duration(cfg.Interval).Seconds()),
-	)
-	for _, kv := range []struct{ key, value string }{
-		{semconv.AttrCloudRegion, cfg.Region},
-		{semconv.AttrCloudZone, cfg.Zone},
-		{semconv.AttrDatacenter, cfg.Datacenter},
-	} {
-		if kv.value != "" {
-			attrs = append(attrs, attribute.String(kv.key, kv.value))
-		}
-	}
-	return resource.NewWithAttributes(semconv.SchemaURL, attrs...)
+	return export.NewResource(host, export.Place{Region: cfg.Region, Zone: cfg.Zone, Datacenter: cfg.Datacenter},
+		version, time.Duration(cfg.Interval))
 }
 
 // logSources says once, at start, which power sources were found and which were not, and why.

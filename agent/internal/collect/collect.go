@@ -96,10 +96,11 @@ var primaryScopes = []semconv.Scope{
 }
 
 // primarySources rank sources of one scope: the BMC sees the PSU, the ACPI meter the board,
-// then on-chip counters, then models.
+// then on-chip counters, then models. The simulator's virtual hosts have no other source, so
+// its place only matters in that it is there at all.
 var primarySources = []string{
 	semconv.SourceIPMI, semconv.SourceRedfish, semconv.SourceACPI, semconv.SourceHwmon,
-	semconv.SourceRAPL, semconv.SourceNVML, semconv.SourceModel,
+	semconv.SourceRAPL, semconv.SourceNVML, semconv.SourceModel, semconv.SourceSimulator,
 }
 
 // choosePrimary picks the primary readings of a cycle: wall power when a BMC gives it, else
@@ -146,7 +147,6 @@ func utilization(t cpustat.Times) float64 {
 // Collector holds the state between cycles. It is not safe for concurrent use: one goroutine
 // runs the cycles.
 type Collector struct {
-	fs      sysfs.FS
 	sources []sensor.Source
 	perCPU  bool
 	log     *slog.Logger
@@ -161,6 +161,7 @@ type Collector struct {
 	failing map[string]string // source → the error last reported
 	started time.Time
 
+	stat     func() (cpustat.Stat, error)
 	freq     *cpufreq.Reader
 	idle     *cpuidle.Reader
 	idlePrev map[string]cpuidle.State // by state name: the last reading, all CPUs summed
@@ -181,6 +182,9 @@ type Options struct {
 	Idle *cpuidle.Reader
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// CPUTimes reads the CPU time counters in place of fs's /proc/stat: the simulator's
+	// virtual hosts keep theirs in memory. nil reads /proc/stat.
+	CPUTimes func() (cpustat.Stat, error)
 }
 
 // New returns a Collector reading sources and fs's /proc/stat.
@@ -189,8 +193,12 @@ func New(fs sysfs.FS, sources []sensor.Source, opts Options, log *slog.Logger) *
 	if now == nil {
 		now = time.Now
 	}
+	stat := opts.CPUTimes
+	if stat == nil {
+		stat = func() (cpustat.Stat, error) { return cpustat.Read(fs) }
+	}
 	return &Collector{
-		fs:      fs,
+		stat:    stat,
 		sources: sources,
 		perCPU:  opts.PerCPU,
 		log:     log,
@@ -228,7 +236,7 @@ func (c *Collector) Collect(ctx context.Context) Sample {
 
 	c.cpuState(ctx, &s)
 
-	stat, err := cpustat.Read(c.fs)
+	stat, err := c.stat()
 	c.report(ctx, "cpustat", err)
 	if err != nil {
 		return s

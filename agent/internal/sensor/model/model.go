@@ -13,6 +13,7 @@ package model
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -195,6 +196,11 @@ func utilization(d cpustat.Times) float64 {
 	return min(max(u, 0), 1) // idle can step back on some NO_HZ kernels
 }
 
+// Curve returns the curve named name, CurveLinear or CurveTeads (any case): a map of
+// utilization 0..1 onto the share 0..1 of the span between idle and peak power, so that
+// P(u) = idle + (peak − idle)·curve(u). The simulator shares these curves with the model.
+func Curve(name string) (func(float64) float64, error) { return curveFunc(name) }
+
 // curveFunc returns the shape named name: a map of utilization 0..1 onto the share 0..1 of
 // the span between idle and peak power.
 func curveFunc(name string) (func(float64) float64, error) {
@@ -207,6 +213,12 @@ func curveFunc(name string) (func(float64) float64, error) {
 	return nil, fmt.Errorf("curve %q: want %s or %s", name, CurveLinear, CurveTeads)
 }
 
+// The Teads curve's points: utilization and CPU power as a share of TDP.
+var (
+	teadsU   = []float64{0, 0.1, 0.5, 1}
+	teadsTDP = []float64{0.12, 0.32, 0.75, 1.02}
+)
+
 // teads is the Teads curve rebased so that 0 % maps to idle and 100 % to peak.
 //
 // The Teads curve gives CPU power as a share of TDP at 0, 10, 50 and 100 % utilization,
@@ -217,15 +229,27 @@ func curveFunc(name string) (func(float64) float64, error) {
 // 0.70 and 1 at those points (research/efficiency.md, power curve for the simulator). It is
 // concave: at 10 % load a server already draws 22 % of its dynamic range, where the linear
 // curve says 10 %.
-func teads(u float64) float64 {
-	us := [...]float64{0, 0.1, 0.5, 1}
-	tdp := [...]float64{0.12, 0.32, 0.75, 1.02}
+func teads(u float64) float64 { return rebased(teadsU, teadsTDP, u) }
+
+// PointsCurve returns the curve through the points (us[i], ys[i]), linearly interpolated and
+// rebased the way the Teads curve is: ys are power in any unit (W, a share of peak or of
+// TDP), and the curve maps us[0] to 0 and the last u to 1, so only the points' shape
+// matters. us must rise strictly from 0 to 1 and the last y must be above the first;
+// PointsCurve does not check (callers validate their input and report it in their terms).
+func PointsCurve(us, ys []float64) func(float64) float64 {
+	us, ys = slices.Clone(us), slices.Clone(ys)
+	return func(u float64) float64 { return rebased(us, ys, u) }
+}
+
+// rebased interpolates ys at u (clamped to 0..1) and rescales the result so that the first
+// point maps to 0 and the last to 1.
+func rebased(us, ys []float64, u float64) float64 {
 	u = min(max(u, 0), 1)
-	lo, hi := tdp[0], tdp[len(tdp)-1]
+	lo, hi := ys[0], ys[len(ys)-1]
 	for i := 1; i < len(us); i++ {
 		if u <= us[i] {
 			f := (u - us[i-1]) / (us[i] - us[i-1])
-			y := tdp[i-1] + f*(tdp[i]-tdp[i-1])
+			y := ys[i-1] + f*(ys[i]-ys[i-1])
 			return (y - lo) / (hi - lo)
 		}
 	}

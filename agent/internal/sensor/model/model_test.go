@@ -491,3 +491,25 @@ func FuzzParseProfiles(f *testing.F) {
 		}
 	})
 }
+
+// TestPointsCurve: a points curve through the Teads points is the Teads curve, and the
+// exported Curve is the model's own.
+func TestPointsCurve(t *testing.T) {
+	t.Parallel()
+	pc := PointsCurve(teadsU, teadsTDP)
+	named, err := Curve("TEADS")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for u := -0.1; u <= 1.1; u += 0.01 {
+		if got, want := pc(u), teads(u); got != want {
+			t.Errorf("PointsCurve(teads)(%g) = %g, teads = %g", u, got, want)
+		}
+		if got, want := named(u), teads(u); got != want {
+			t.Errorf(`Curve("TEADS")(%g) = %g, teads = %g`, u, got, want)
+		}
+	}
+	if _, err := Curve("cubic"); err == nil {
+		t.Error(`Curve("cubic") = nil error`)
+	}
+}
