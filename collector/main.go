@@ -60,6 +60,8 @@ Usage:
   fleetwatt-collector report [flags]    the efficiency report: per region, arch and CPU model,
                                         and ARM vs x86 at matched utilization
   fleetwatt-collector rollup [flags]    compute the hourly rollups of a range (after a backfill)
+  fleetwatt-collector plan [flags]      the capacity plan: move a share of a region's load from
+                                        one pool of hosts to another; kWh, USD, t CO2e a year
   fleetwatt-collector version           print the version
 
 The InfluxDB token is read from influx.token_file (--influx-token-file), else from
@@ -82,6 +84,8 @@ func cli(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return reportCmd(ctx, args[1:], stdout, stderr)
 		case "rollup":
 			return rollupCmd(ctx, args[1:], stdout, stderr)
+		case "plan":
+			return planCmd(ctx, args[1:], stdout, stderr)
 		}
 	}
 	fs := flag.NewFlagSet("fleetwatt-collector", flag.ContinueOnError)
@@ -140,7 +144,7 @@ func configFlags(fs *flag.FlagSet, all bool) map[string]func(*config.Config, str
 	if all {
 		str("otlp-grpc", def.OTLP.GRPC, `OTLP/gRPC listen address, "" disables (otlp.grpc)`, func(c *config.Config, v string) { c.OTLP.GRPC = v })
 		str("otlp-http", def.OTLP.HTTP, `OTLP/HTTP listen address, "" disables (otlp.http)`, func(c *config.Config, v string) { c.OTLP.HTTP = v })
-		str("listen", def.Listen, "address of /healthz, /readyz and /api/v1/report (listen)", func(c *config.Config, v string) { c.Listen = v })
+		str("listen", def.Listen, "address of /healthz, /readyz, /api/v1/report and /api/v1/plan (listen)", func(c *config.Config, v string) { c.Listen = v })
 		fs.Duration("rollup-every", def.Rollup.Every, "how often to recompute the hourly rollups of the last 3 hours; 0 disables (rollup.every)")
 		set["rollup-every"] = func(c *config.Config, v string) { c.Rollup.Every, _ = time.ParseDuration(v) }
 		str("regions", "", "CSV file of regional factors overriding the shipped table (regions_file)", func(c *config.Config, v string) { c.RegionsFile = v })
@@ -227,6 +231,10 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		"GET /api/v1/report": &report.Handler{
 			Querier: &influxql.Client{URL: cfg.Influx.URL, Token: token, HTTP: noTimeout()},
 			Bucket:  cfg.Influx.Bucket, Regions: factors, Log: log,
+		},
+		"GET /api/v1/plan": &planHandler{
+			q:      &influxql.Client{URL: cfg.Influx.URL, Token: token, HTTP: noTimeout()},
+			bucket: cfg.Influx.Bucket, factors: factors,
 		},
 	}
 	health := &http.Server{Handler: httpHandler(w, api), ReadHeaderTimeout: 10 * time.Second}
