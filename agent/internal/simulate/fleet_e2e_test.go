@@ -70,8 +70,10 @@ func TestFleetAccuracy(t *testing.T) {
 	to := now.Truncate(time.Hour)
 	influx := []string{"--influx-url", s.URL, "--influx-bucket", s.Bucket()}
 	run(t, collector, append([]string{"rollup", "--from", from.Format(time.RFC3339), "--to", to.Format(time.RFC3339)}, influx...)...)
-	out := run(t, collector, append([]string{"report", "--format", "json", "--from", from.Format(time.RFC3339),
-		"--to", to.Format(time.RFC3339), "--by", "region,arch,cpu_model,scope"}, influx...)...)
+	out := run(t, collector, append([]string{
+		"report", "--format", "json", "--from", from.Format(time.RFC3339),
+		"--to", to.Format(time.RFC3339), "--by", "region,arch,cpu_model,scope",
+	}, influx...)...)
 	var rep struct {
 		Groups []struct {
 			Region       string  `json:"region"`
@@ -153,9 +155,11 @@ func TestFleetAccuracy(t *testing.T) {
 	}
 
 	// The plan: half of Hangzhou's EPYC load to the Altra pool at 60%.
-	out = run(t, collector, append([]string{"plan", "--region", "cn-hangzhou", "--from", "amd64", "--to", "arm64",
+	out = run(t, collector, append([]string{
+		"plan", "--region", "cn-hangzhou", "--from", "amd64", "--to", "arm64",
 		"--share", "0.5", "--target-util", "0.6", "--format", "json",
-		"--from-time", from.Format(time.RFC3339), "--to-time", to.Format(time.RFC3339)}, influx...)...)
+		"--from-time", from.Format(time.RFC3339), "--to-time", to.Format(time.RFC3339),
+	}, influx...)...)
 	var p struct {
 		From, To struct {
 			Hosts        int     `json:"hosts"`
@@ -251,4 +255,3 @@ func freeAddr(t *testing.T) string {
 	defer l.Close()
 	return l.Addr().String()
 }
-
