@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The README's run command (`make demo`): start InfluxDB, the collector and an agent for this
-# host, show what the agent finds and what arrives in InfluxDB, then keep running until Ctrl-C.
-# Everything runs on loopback; data and logs go to .run/.
+# host; backfill a week of the simulated six-region fleet; print the ARM-vs-x86 report and a
+# capacity plan; then keep everything running live until Ctrl-C. Everything runs on loopback;
+# data and logs go to .run/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,6 +12,7 @@ run=.run
 influx_port=${FLEETWATT_DEMO_INFLUX_PORT:-8086}
 influx_url=http://127.0.0.1:$influx_port
 interval=${FLEETWATT_DEMO_INTERVAL:-5s}
+backfill=${FLEETWATT_DEMO_BACKFILL:-168h}
 mkdir -p "$run/influxdb" "$run/log"
 
 pids=()
@@ -60,7 +62,8 @@ wait_for "$influx_url/ping" "influxd"
 curl -fsS -XPOST "$influx_url/query" --data-urlencode 'q=CREATE DATABASE fleetwatt' >/dev/null
 
 echo "== fleetwatt-collector: OTLP on :4317 (gRPC) and :4318 (HTTP), health on :8090"
-"$bin/fleetwatt-collector" --influx-url "$influx_url" --influx-bucket fleetwatt/autogen \
+influx=(--influx-url "$influx_url" --influx-bucket fleetwatt/autogen)
+"$bin/fleetwatt-collector" "${influx[@]}" \
   --otlp-grpc 127.0.0.1:4317 --otlp-http 127.0.0.1:4318 --listen 127.0.0.1:8090 \
   >"$run/log/collector.log" 2>&1 &
 pids+=($!)
@@ -75,12 +78,35 @@ echo "== fleetwatt-agent for this host, every $interval"
   --region "${FLEETWATT_REGION:-local}" >"$run/log/agent.log" 2>&1 &
 pids+=($!)
 
-echo "   waiting for three intervals of data..."
-sleep "$(( 3 * ${interval%s} + 1 ))"
 echo
-echo "== what InfluxDB holds (fleetwatt-collector status)"
-"$bin/fleetwatt-collector" status --influx-url "$influx_url" --influx-bucket fleetwatt/autogen --since 5m
+echo "== the simulated fleet: a backfill of the last $backfill (six regions, an ARM and an x86 pool each)"
+"$bin/fleetwatt-agent" simulate --backfill "$backfill" --endpoint http://127.0.0.1:4317
 echo
-echo "Running. InfluxDB $influx_url (database fleetwatt), collector health http://127.0.0.1:8090/readyz,"
-echo "logs in $run/log/. Ctrl-C stops everything."
+echo "== hourly rollups of the range"
+"$bin/fleetwatt-collector" rollup "${influx[@]}" --since "$backfill"
+echo
+echo "== the efficiency report (fleetwatt-collector report --since $backfill)"
+"$bin/fleetwatt-collector" report "${influx[@]}" --since "$backfill"
+echo
+echo "== a capacity plan: half of Hangzhou's x86 load onto its ARM pool at 60% utilization"
+"$bin/fleetwatt-collector" plan "${influx[@]}" --since "$backfill" \
+  --region cn-hangzhou --from amd64 --to arm64 --share 0.5 --target-util 0.6
+echo
+echo "== what this host's agent sent (fleetwatt-collector status)"
+"$bin/fleetwatt-collector" status "${influx[@]}" --since 5m | grep -v -- '-amd64-\|-arm64-' || true
+
+echo
+echo "== the fleet goes on live"
+"$bin/fleetwatt-agent" simulate --endpoint http://127.0.0.1:4317 >"$run/log/simulate.log" 2>&1 &
+pids+=($!)
+cat <<TXT
+
+Running:
+  InfluxDB          $influx_url (database fleetwatt; InfluxQL at /query)
+  collector         OTLP 127.0.0.1:4317 (gRPC), 127.0.0.1:4318 (HTTP); health http://127.0.0.1:8090/readyz
+  report (JSON)     http://127.0.0.1:8090/api/v1/report?since=$backfill
+  plan (JSON)       http://127.0.0.1:8090/api/v1/plan?region=cn-hangzhou&from=amd64&to=arm64&since=$backfill
+  logs              $run/log/
+Ctrl-C stops everything.
+TXT
 wait
