@@ -136,7 +136,7 @@ func (s *Sender) Enqueue(rm *metricdata.ResourceMetrics) {
 			s.log.Warn("export queue full: dropping the oldest batches; the collector has been unreachable too long",
 				"max_bytes", s.maxBytes)
 		}
-		s.droppedPoints.Add(uint64(points(old.rm)))
+		s.droppedPoints.Add(uint64(Points(old.rm)))
 	}
 	s.queue = append(s.queue, queued{rm: rm, bytes: size})
 	s.queued += size
@@ -236,7 +236,7 @@ func (s *Sender) Shutdown(ctx context.Context) error {
 		s.mu.Lock()
 		n := len(s.queue)
 		for _, q := range s.queue {
-			s.droppedPoints.Add(uint64(points(q.rm)))
+			s.droppedPoints.Add(uint64(Points(q.rm)))
 		}
 		s.dropped.Add(uint64(n))
 		s.queue, s.queued = nil, 0
@@ -246,8 +246,8 @@ func (s *Sender) Shutdown(ctx context.Context) error {
 	return errors.Join(flushErr, s.exp.Shutdown(ctx))
 }
 
-// points counts the data points of rm.
-func points(rm *metricdata.ResourceMetrics) int {
+// Points counts the data points of rm.
+func Points(rm *metricdata.ResourceMetrics) int {
 	n := 0
 	for _, sm := range rm.ScopeMetrics {
 		for _, m := range sm.Metrics {
@@ -265,5 +265,5 @@ func points(rm *metricdata.ResourceMetrics) int {
 // estimateBytes approximates rm's size in memory: a data point with its attribute set and
 // timestamps is about 200 bytes. Exact accounting would cost more than the bound is worth.
 func estimateBytes(rm *metricdata.ResourceMetrics) int64 {
-	return 1024 + 200*int64(points(rm))
+	return 1024 + 200*int64(Points(rm))
 }

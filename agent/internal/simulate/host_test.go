@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fleetwatt/fleetwatt/agent/internal/export"
+
 	"github.com/google/go-cmp/cmp"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
@@ -286,7 +288,7 @@ func TestSampleAsTheAgentSendsIt(t *testing.T) {
 	if diff := cmp.Diff(wantNames, names); diff != "" {
 		t.Errorf("metrics (-want +got):\n%s", diff)
 	}
-	if got, want := countPoints(rm), pointsPerInterval(h); got != want {
+	if got, want := export.Points(rm), pointsPerInterval(h); got != want {
 		t.Errorf("%d points, pointsPerInterval says %d", got, want)
 	}
 }

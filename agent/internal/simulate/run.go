@@ -381,7 +381,7 @@ func (r *runner) send(ctx context.Context, w *worker, rm *metricdata.ResourceMet
 				r.settled(true)
 			}
 			r.sentExports.Add(1)
-			r.sentPoints.Add(int64(countPoints(rm)))
+			r.sentPoints.Add(int64(export.Points(rm)))
 			return
 		}
 		if ctx.Err() != nil {
@@ -429,22 +429,6 @@ func (r *runner) settled(ok bool) {
 		r.lastErr = ""
 		r.log.Info("export recovered", "failed_exports", r.failedExports.Load())
 	}
-}
-
-// countPoints counts the data points of rm.
-func countPoints(rm *metricdata.ResourceMetrics) int {
-	n := 0
-	for _, sm := range rm.ScopeMetrics {
-		for _, m := range sm.Metrics {
-			switch d := m.Data.(type) {
-			case metricdata.Sum[float64]:
-				n += len(d.DataPoints)
-			case metricdata.Gauge[float64]:
-				n += len(d.DataPoints)
-			}
-		}
-	}
-	return n
 }
 
 func rate(n int64, d time.Duration) float64 {
