@@ -4,17 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/fleetwatt/fleetwatt/collector/internal/config"
 	"github.com/fleetwatt/fleetwatt/collector/internal/plan"
 	"github.com/fleetwatt/fleetwatt/collector/internal/regions"
 	"github.com/fleetwatt/fleetwatt/collector/internal/report"
@@ -156,14 +153,9 @@ func writePlan(w io.Writer, r plan.Result, format string) error {
 }
 
 func planCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("fleetwatt-collector plan", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), planUsage)
-		fs.PrintDefaults()
-	}
+	cmd := newSubcommand("plan", planUsage, stderr)
+	fs := cmd.fs
 	var pq planQuery
-	configPath := fs.String("config", "", "configuration file (YAML), for the influx settings and regions_file")
 	fs.StringVar(&pq.Region, "region", "", "the region, e.g. cn-hangzhou (required)")
 	fs.StringVar(&pq.From, "from", "", `the pool giving up load: arch or "arch:cpu model" (required)`)
 	fs.StringVar(&pq.To, "to", "", `the pool taking it: arch or "arch:cpu model" (required)`)
@@ -174,38 +166,24 @@ func planCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&pq.FromTime, "from-time", "", "start of the range, RFC 3339")
 	fs.StringVar(&pq.ToTime, "to-time", "", "end of the range, RFC 3339 (default now)")
 	format := fs.String("format", "table", "table, json or markdown")
-	overrides := configFlags(fs, false)
-	fs.String("regions", "", "CSV file of regional factors overriding the shipped table (regions_file)")
-	overrides["regions"] = func(c *config.Config, v string) { c.RegionsFile = v }
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
-	}
-	fail := func(code int, err error) int {
-		fmt.Fprintf(stderr, "fleetwatt-collector plan: %v\n", err)
+	cmd.regionsFlag()
+	if code, done := cmd.parse(args); done {
 		return code
 	}
+	fail := cmd.fail
 	switch {
-	case fs.NArg() > 0:
-		return fail(2, fmt.Errorf("unexpected argument %q", fs.Arg(0)))
 	case pq.Region == "" || pq.From == "" || pq.To == "":
 		return fail(2, errors.New("--region, --from and --to are required (see --help)"))
 	case !slices.Contains([]string{"table", "json", "markdown"}, *format):
 		return fail(2, fmt.Errorf("--format %q: want table, json or markdown", *format))
 	}
-	cfg, err := loadConfig(*configPath, fs, overrides)
+	cfg, token, err := cmd.config()
 	if err != nil {
 		return fail(2, err)
 	}
 	factors, err := regions.Load(cfg.RegionsFile)
 	if err != nil {
 		return fail(2, err)
-	}
-	token, err := cfg.Influx.Token(os.Getenv)
-	if err != nil {
-		return fail(1, err)
 	}
 	qctx, cancel := context.WithTimeout(ctx, reportTimeout)
 	defer cancel()

@@ -2,14 +2,9 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
-	"fmt"
 	"io"
-	"os"
 	"time"
 
-	"github.com/fleetwatt/fleetwatt/collector/internal/config"
 	"github.com/fleetwatt/fleetwatt/collector/internal/regions"
 	"github.com/fleetwatt/fleetwatt/collector/internal/report"
 	"github.com/fleetwatt/fleetwatt/internal/influxql"
@@ -34,34 +29,18 @@ Flags:
 const reportTimeout = 2 * time.Minute
 
 func reportCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("fleetwatt-collector report", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), reportUsage)
-		fs.PrintDefaults()
-	}
-	configPath := fs.String("config", "", "configuration file (YAML), for the influx settings and regions_file")
+	cmd := newSubcommand("report", reportUsage, stderr)
+	fs := cmd.fs
 	since := fs.String("since", "", "the range ending now, a duration such as 24h or 720h (default 24h without --from)")
 	from := fs.String("from", "", "start of the range, RFC 3339 (2026-09-01T00:00:00Z); rounded down to the hour")
 	to := fs.String("to", "", "end of the range, RFC 3339, exclusive; rounded up to the hour (default now)")
 	by := fs.String("by", "region,arch,cpu_model", "group by any of region, zone, arch, cpu_model, scope, comma-separated")
 	format := fs.String("format", "table", "table, csv, json or markdown")
-	overrides := configFlags(fs, false)
-	fs.String("regions", "", "CSV file of regional factors overriding the shipped table (regions_file)")
-	overrides["regions"] = func(c *config.Config, v string) { c.RegionsFile = v }
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
-	}
-	fail := func(code int, err error) int {
-		fmt.Fprintf(stderr, "fleetwatt-collector report: %v\n", err)
+	cmd.regionsFlag()
+	if code, done := cmd.parse(args); done {
 		return code
 	}
-	if fs.NArg() > 0 {
-		return fail(2, fmt.Errorf("unexpected argument %q", fs.Arg(0)))
-	}
+	fail := cmd.fail
 	f, t, err := report.ParseRange(*since, *from, *to, time.Now())
 	if err != nil {
 		return fail(2, err)
@@ -73,17 +52,13 @@ func reportCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	if _, err := report.ParseFormat(*format, "table"); err != nil {
 		return fail(2, err)
 	}
-	cfg, err := loadConfig(*configPath, fs, overrides)
+	cfg, token, err := cmd.config()
 	if err != nil {
 		return fail(2, err)
 	}
 	factors, err := regions.Load(cfg.RegionsFile)
 	if err != nil {
 		return fail(2, err)
-	}
-	token, err := cfg.Influx.Token(os.Getenv)
-	if err != nil {
-		return fail(1, err)
 	}
 	qctx, cancel := context.WithTimeout(ctx, reportTimeout)
 	defer cancel()

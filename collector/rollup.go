@@ -2,13 +2,10 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
-	"os"
 	"time"
 
 	"github.com/fleetwatt/fleetwatt/collector/internal/influx"
@@ -28,41 +25,22 @@ Flags:
 `
 
 func rollupCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("fleetwatt-collector rollup", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), rollupUsage)
-		fs.PrintDefaults()
-	}
-	configPath := fs.String("config", "", "configuration file (YAML), for the influx settings")
+	cmd := newSubcommand("rollup", rollupUsage, stderr)
+	fs := cmd.fs
 	since := fs.String("since", "", "the range ending now, a duration such as 168h (default 24h without --from)")
 	from := fs.String("from", "", "start of the range, RFC 3339; rounded down to the hour")
 	to := fs.String("to", "", "end of the range, RFC 3339; rounded up to the hour (default now)")
-	overrides := configFlags(fs, false)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
-	}
-	fail := func(code int, err error) int {
-		fmt.Fprintf(stderr, "fleetwatt-collector rollup: %v\n", err)
+	if code, done := cmd.parse(args); done {
 		return code
 	}
-	if fs.NArg() > 0 {
-		return fail(2, fmt.Errorf("unexpected argument %q", fs.Arg(0)))
-	}
+	fail := cmd.fail
 	f, t, err := report.ParseRange(*since, *from, *to, time.Now())
 	if err != nil {
 		return fail(2, err)
 	}
-	cfg, err := loadConfig(*configPath, fs, overrides)
+	cfg, token, err := cmd.config()
 	if err != nil {
 		return fail(2, err)
-	}
-	token, err := cfg.Influx.Token(os.Getenv)
-	if err != nil {
-		return fail(1, err)
 	}
 	w, err := influx.New(influx.Options{URL: cfg.Influx.URL, Token: token, Org: cfg.Influx.Org, Bucket: cfg.Influx.Bucket})
 	if err != nil {
