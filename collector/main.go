@@ -11,6 +11,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -23,6 +24,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/fleetwatt/fleetwatt/collector/internal/auth"
 	"github.com/fleetwatt/fleetwatt/collector/internal/config"
 	"github.com/fleetwatt/fleetwatt/collector/internal/influx"
 	"github.com/fleetwatt/fleetwatt/collector/internal/pipeline"
@@ -30,6 +32,7 @@ import (
 	"github.com/fleetwatt/fleetwatt/collector/internal/regions"
 	"github.com/fleetwatt/fleetwatt/collector/internal/report"
 	"github.com/fleetwatt/fleetwatt/collector/internal/rollup"
+	"github.com/fleetwatt/fleetwatt/collector/internal/wal"
 	"github.com/fleetwatt/fleetwatt/internal/influxql"
 )
 
@@ -149,6 +152,11 @@ func configFlags(fs *flag.FlagSet, all bool) map[string]func(*config.Config, str
 		set["rollup-every"] = func(c *config.Config, v string) { c.Rollup.Every, _ = time.ParseDuration(v) }
 		str("regions", "", "CSV file of regional factors overriding the shipped table (regions_file)", func(c *config.Config, v string) { c.RegionsFile = v })
 		str("log-level", def.Log.Level, "debug, info, warn or error (log.level)", func(c *config.Config, v string) { c.Log.Level = v })
+		str("tls-cert", "", "certificate of the OTLP receivers and the listener, PEM (tls.cert_file)", func(c *config.Config, v string) { c.TLS.CertFile = v })
+		str("tls-key", "", "its private key, PEM (tls.key_file)", func(c *config.Config, v string) { c.TLS.KeyFile = v })
+		str("tls-client-ca", "", "CA of the agents' certificates: mutual TLS on the receivers (tls.client_ca_file)", func(c *config.Config, v string) { c.TLS.ClientCAFile = v })
+		str("wal-dir", "", "write-ahead log directory: exports are acknowledged once on disk there; \"\" acknowledges once in InfluxDB (wal.dir)", func(c *config.Config, v string) { c.WAL.Dir = v })
+		str("auth-tokens-file", "", "bearer tokens (SHA-256) and the regions each may write; see docs/security.md (auth.tokens_file)", func(c *config.Config, v string) { c.Auth.TokensFile = v })
 	}
 	return set
 }
@@ -204,16 +212,41 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		return err
 	}
 	q := &influxql.Client{URL: cfg.Influx.URL, Token: token}
-	// Concurrent exports share InfluxDB writes; Close runs after the receivers have stopped,
-	// so every request they accepted is written first.
-	batcher := pipeline.NewBatcher(w, influx.MaxLines, writeFlushers, shutdownTimeout)
-	defer batcher.Close()
-	p := pipeline.New(batcher, log)
-	rcv := receive.New(receive.Config{GRPCAddr: cfg.OTLP.GRPC, HTTPAddr: cfg.OTLP.HTTP}, p, log)
+	store, retryAfter, closeStore, err := newStore(ctx, cfg.WAL, w, log)
+	if err != nil {
+		return err
+	}
+	// Deferred after w.Close, so it runs before it; after the receivers have stopped, so
+	// every request they accepted is stored first.
+	defer closeStore()
+	p := pipeline.New(store, log)
+	rtls := receive.TLS{CertFile: cfg.TLS.CertFile, KeyFile: cfg.TLS.KeyFile, ClientCAFile: cfg.TLS.ClientCAFile}
+	// An interface, not a *auth.Tokens: a nil pointer inside it would not be nil.
+	var authn receive.Authenticator
+	var tokens *auth.Tokens
+	if cfg.Auth.TokensFile != "" {
+		if tokens, err = auth.Load(cfg.Auth.TokensFile); err != nil {
+			return err
+		}
+		authn = tokens
+		stopReload := reloadOnHUP(ctx, tokens, log)
+		defer stopReload()
+	}
+	rcv := receive.New(receive.Config{
+		GRPCAddr: cfg.OTLP.GRPC, HTTPAddr: cfg.OTLP.HTTP, TLS: rtls, Auth: authn, RetryAfter: retryAfter,
+	}, p, log)
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen for health endpoints on %s: %w", cfg.Listen, err)
+	}
+	// The listener gets the certificate but not the client CA, so that probes of load
+	// balancers and kubelets keep working under mutual TLS.
+	if htls, err := (receive.TLS{CertFile: rtls.CertFile, KeyFile: rtls.KeyFile}).ServerConfig(); err != nil {
+		ln.Close()
+		return err
+	} else if htls != nil {
+		ln = tls.NewListener(ln, htls)
 	}
 	if err := rcv.Start(ctx); err != nil {
 		ln.Close()
@@ -284,8 +317,72 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	log.Info("fleetwatt-collector stopped", "requests", s.Requests, "data_points", s.DataPoints,
 		"data_points_rejected", s.DataPointsRejected, "points_written", s.PointsWritten,
 		"write_failures", s.WriteFailures, "permanent_failures", s.PermanentFailures,
-		"points_refused", s.PointsRefused)
+		"points_refused", s.PointsRefused, "unauthenticated", rcv.Stats().Unauthenticated,
+		"forbidden", rcv.Stats().Forbidden)
 	return errors.Join(errs...)
+}
+
+// newStore returns where accepted exports go: the write-ahead log, drained into InfluxDB by
+// its own goroutine, when cfg has a directory; else InfluxDB directly, concurrent exports
+// sharing writes. retryAfter is what refused senders are asked to wait. closeStore stops the
+// drainer and closes the log, or flushes and stops the batcher.
+func newStore(ctx context.Context, cfg config.WAL, w *influx.Writer, log *slog.Logger) (store pipeline.Writer, retryAfter time.Duration, closeStore func(), err error) {
+	if cfg.Dir == "" {
+		batcher := pipeline.NewBatcher(w, influx.MaxLines, writeFlushers, shutdownTimeout)
+		return batcher, 0, batcher.Close, nil
+	}
+	wlog := log.With("component", "wal")
+	wl, err := wal.Open(wal.Options{
+		Dir: cfg.Dir, MaxBytes: cfg.MaxBytes, SegmentBytes: cfg.SegmentBytes, SyncInterval: cfg.SyncInterval,
+	}, wlog)
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	drainer := wal.NewDrainer(wl, w, wal.DrainerOptions{DeadLetterPath: cfg.DeadLetter}, wlog)
+	if err := drainer.Start(ctx); err != nil {
+		wl.Close()
+		return nil, 0, nil, err
+	}
+	wlog.Info("write-ahead log open: exports are acknowledged once on disk", "dir", cfg.Dir, "max_bytes", cfg.MaxBytes)
+	return wal.NewWriter(wl), wal.DefaultRetryAfter, func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
+		defer cancel()
+		if err := drainer.Shutdown(sctx); err != nil {
+			wlog.Warn("drainer stopped before the log was empty; the rest is written at the next start", "error", err)
+		}
+		if err := wl.Close(); err != nil {
+			wlog.Error("close the write-ahead log", "error", err)
+		}
+	}, nil
+}
+
+// reloadOnHUP reloads the tokens file on SIGHUP until ctx ends; a broken file keeps the old
+// tokens. The returned func stops it.
+func reloadOnHUP(ctx context.Context, tokens *auth.Tokens, log *slog.Logger) (stop func()) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				if err := tokens.Reload(); err != nil {
+					log.Error("reload of the tokens file failed; the previous tokens stay in force", "error", err)
+				} else {
+					log.Info("tokens file reloaded", "tokens", tokens.Len())
+				}
+			}
+		}
+	}()
+	return func() {
+		signal.Stop(hup)
+		cancel()
+		<-done
+	}
 }
 
 func addrString(a net.Addr) string {

@@ -32,6 +32,43 @@ type Config struct {
 	// RegionsFile is a CSV file of regional factors (price, carbon intensity, PUE) that
 	// replaces or adds to the shipped table for reports; "" uses the shipped table.
 	RegionsFile string `yaml:"regions_file"`
+	// TLS serves the OTLP receivers and the HTTP listener over TLS (docs/security.md).
+	TLS TLS `yaml:"tls"`
+	// Auth requires a bearer token on every export.
+	Auth Auth `yaml:"auth"`
+	// WAL keeps accepted exports on disk until InfluxDB has them.
+	WAL WAL `yaml:"wal"`
+}
+
+// WAL configures the write-ahead log. Without a directory the collector acknowledges an export
+// once InfluxDB has stored it (agents keep what is not acknowledged); with one, once it is on
+// the collector's disk, so a long InfluxDB outage backs up here and not on every agent.
+type WAL struct {
+	// Dir holds the log; "" disables it.
+	Dir string `yaml:"dir"`
+	// MaxBytes bounds the log; when full, exports are refused with "try later".
+	MaxBytes int64 `yaml:"max_bytes"`
+	// SegmentBytes is the size of one log file.
+	SegmentBytes int64 `yaml:"segment_bytes"`
+	// SyncInterval batches fsyncs: appends within it share one. 0 fsyncs every append.
+	SyncInterval time.Duration `yaml:"sync_interval"`
+	// DeadLetter receives the lines InfluxDB refuses for good (400, 422); "" means
+	// dead-letter.jsonl beside the log's directory.
+	DeadLetter string `yaml:"dead_letter"`
+}
+
+// TLS is the collector's certificate and, for mutual TLS, the CA of the agents' certificates.
+type TLS struct {
+	CertFile     string `yaml:"cert_file"`
+	KeyFile      string `yaml:"key_file"`
+	ClientCAFile string `yaml:"client_ca_file"`
+}
+
+// Auth configures the bearer tokens agents send.
+type Auth struct {
+	// TokensFile lists the tokens (as SHA-256 hashes) and the regions each may write;
+	// reloaded on SIGHUP. Empty: no authentication.
+	TokensFile string `yaml:"tokens_file"`
 }
 
 // Rollup configures the hourly per-host rollups (measurement host_1h) reports read.
@@ -78,6 +115,7 @@ func DefaultConfig() Config {
 		Listen: ":8090",
 		Log:    Log{Level: "info", Format: "text"},
 		Rollup: Rollup{Every: 5 * time.Minute},
+		WAL:    WAL{MaxBytes: 8 << 30, SegmentBytes: 64 << 20, SyncInterval: 10 * time.Millisecond},
 	}
 }
 
@@ -135,6 +173,35 @@ func (c Config) Validate() error {
 	if c.RegionsFile != "" {
 		if _, err := os.Stat(c.RegionsFile); err != nil {
 			add("regions_file", err)
+		}
+	}
+	if c.WAL.Dir != "" {
+		if c.WAL.SegmentBytes < 1<<20 {
+			add("wal.segment_bytes", fmt.Errorf("%d: want at least 1 MiB", c.WAL.SegmentBytes))
+		}
+		if c.WAL.MaxBytes < 2*c.WAL.SegmentBytes {
+			add("wal.max_bytes", fmt.Errorf("%d: want at least twice wal.segment_bytes", c.WAL.MaxBytes))
+		}
+		if c.WAL.SyncInterval < 0 {
+			add("wal.sync_interval", errors.New("negative"))
+		}
+	}
+	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
+		add("tls", errors.New("cert_file and key_file go together"))
+	}
+	if c.TLS.ClientCAFile != "" && c.TLS.CertFile == "" {
+		add("tls.client_ca_file", errors.New("mutual TLS needs the collector's own cert_file and key_file too"))
+	}
+	for _, f := range []struct{ path, file string }{
+		{"tls.cert_file", c.TLS.CertFile},
+		{"tls.key_file", c.TLS.KeyFile},
+		{"tls.client_ca_file", c.TLS.ClientCAFile},
+		{"auth.tokens_file", c.Auth.TokensFile},
+	} {
+		if f.file != "" {
+			if _, err := os.Stat(f.file); err != nil {
+				add(f.path, err)
+			}
 		}
 	}
 	if c.Log.Format != "text" && c.Log.Format != "json" {

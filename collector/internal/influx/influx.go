@@ -96,6 +96,21 @@ func (w *Writer) Write(ctx context.Context, points []*write.Point) error {
 	return permanent
 }
 
+// WriteLines writes lines of line protocol (timestamps in ms, no trailing newline) in one
+// request, as they are: the collector's write-ahead log keeps lines, not points, so that a
+// replay sends InfluxDB the very bytes that were acknowledged. The caller keeps a request at
+// MaxLines lines or fewer and decides what a failure means (split on 413, dead-letter on 400);
+// it returns nil or an *Error.
+func (w *Writer) WriteLines(ctx context.Context, lines []string) error {
+	if len(lines) == 0 {
+		return nil
+	}
+	if err := w.api.WriteRecord(ctx, lines...); err != nil {
+		return w.classify(err, len(lines))
+	}
+	return nil
+}
+
 func chunks(points []*write.Point, n int) func(func([]*write.Point) bool) {
 	return func(yield func([]*write.Point) bool) {
 		for len(points) > 0 {

@@ -1,7 +1,9 @@
 // Package pipeline joins the collector's stages: OTLP metrics from the receiver are converted
 // to InfluxDB points and written, synchronously, so that the receiver acknowledges a request
-// only once its points are stored. It counts what passes through (Stats) and logs write
-// failures at most once per interval, however many requests fail.
+// only once its points are stored: in InfluxDB through a Batcher, or durable in the
+// write-ahead log through wal.Writer, whose drainer then writes them to InfluxDB. It counts
+// what passes through (Stats) and logs write failures at most once per interval, however many
+// requests fail.
 package pipeline
 
 import (

@@ -54,11 +54,21 @@ func (r *Receiver) serveMetrics(w http.ResponseWriter, req *http.Request) {
 	if ct == contentTypeProtobuf {
 		respType = contentTypeProtobuf
 	}
+	// Refuse a sender without a valid token before reading what may be megabytes of body.
+	ctx, refused := r.authenticate(req.Context(), req.Header.Get("Authorization"))
+	if refused != nil {
+		writeRefusal(w, respType, refused)
+		return
+	}
 	body, err := readBody(w, req, r.cfg.MaxRequestBytes)
 	if err == nil {
 		var exp pmetricotlp.ExportRequest
 		if exp, err = decode(ct, body); err == nil {
-			r.export(w, req, respType, exp)
+			if refused := r.allowed(ctx, exp.Metrics()); refused != nil {
+				writeRefusal(w, respType, refused)
+				return
+			}
+			r.export(w, req.WithContext(ctx), respType, exp)
 			return
 		}
 	}
@@ -99,6 +109,17 @@ func (r *Receiver) export(w http.ResponseWriter, req *http.Request, respType str
 	w.Header().Set("Content-Type", respType)
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(b)
+}
+
+// writeRefusal answers a request refused by authentication: 401 with a Bearer challenge
+// (RFC 6750) or 403.
+func writeRefusal(w http.ResponseWriter, respType string, o *outcome) {
+	if o.code == codes.PermissionDenied {
+		writeStatus(w, respType, http.StatusForbidden, o.code, o.message)
+		return
+	}
+	w.Header().Set("WWW-Authenticate", `Bearer realm="fleetwatt"`)
+	writeStatus(w, respType, http.StatusUnauthorized, o.code, o.message)
 }
 
 // readBody reads the request body, gunzipping it, and refuses more than limit bytes before

@@ -8,6 +8,12 @@
 // sender keeps the data and sends it again; a permanent one (data the store refuses) becomes
 // InvalidArgument / 400; data points the consumer left out are reported as an OTLP partial
 // success, as the OTLP specification asks.
+//
+// With Config.TLS both receivers serve TLS only, and with a client CA they require client
+// certificates (mTLS). With Config.Auth every request must carry "authorization: Bearer
+// <token>" (gRPC metadata or HTTP header): a missing or unknown token is answered
+// Unauthenticated / 401, data for a region the token may not write PermissionDenied / 403;
+// neither is consumed, and both are counted (Stats).
 package receive
 
 import (
@@ -18,6 +24,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/collector/pdata/pmetric"
@@ -25,9 +32,13 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	_ "google.golang.org/grpc/encoding/gzip" // accept gzip-compressed gRPC requests, as OTLP exporters send them
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/fleetwatt/fleetwatt/collector/internal/auth"
 )
 
 // Consumer takes the metrics of one export request. It returns only once it is done with
@@ -52,6 +63,30 @@ type Config struct {
 	// RetryAfter is the delay a sender is asked to wait after a retryable failure; 0 means
 	// DefaultRetryAfter.
 	RetryAfter time.Duration
+	// TLS, when enabled, makes both receivers serve TLS (and mTLS with a client CA).
+	TLS TLS
+	// Auth, when set, checks every request's bearer token and the regions it writes before
+	// the request is consumed; nil accepts every request.
+	Auth Authenticator
+}
+
+// Authenticator decides who sent a request and whether they may write its data.
+// Authenticate's errors are answered Unauthenticated / 401; Allowed's errors that wrap
+// auth.ErrForbidden PermissionDenied / 403, others Unauthenticated / 401. Error messages go
+// back to the sender and into the log, so they must never contain the token.
+type Authenticator interface {
+	// Authenticate checks the Authorization value ("Bearer <token>"; "" when absent).
+	Authenticate(header string) (auth.Principal, error)
+	// Allowed checks that p may write every resource in md.
+	Allowed(p auth.Principal, md pmetric.Metrics) error
+}
+
+var _ Authenticator = (*auth.Tokens)(nil)
+
+// Stats are the receiver's counters of refused requests.
+type Stats struct {
+	Unauthenticated uint64 // requests without a valid token
+	Forbidden       uint64 // requests with data for a region their token may not write
 }
 
 // Defaults.
@@ -73,6 +108,8 @@ type Receiver struct {
 	grpcAddr net.Addr
 	httpAddr net.Addr
 	wg       sync.WaitGroup
+
+	unauthenticated, forbidden atomic.Uint64
 }
 
 // New returns a receiver that hands every request to next.
@@ -89,8 +126,14 @@ func New(cfg Config, next Consumer, log *slog.Logger) *Receiver {
 // Start listens on the configured addresses and serves in the background. Errors binding
 // an address are returned; nothing is left listening then.
 func (r *Receiver) Start(context.Context) error {
+	tlsCfg, err := r.cfg.TLS.ServerConfig()
+	if err != nil {
+		return err
+	}
+	if r.cfg.Auth != nil && tlsCfg == nil && (r.cfg.GRPCAddr != "" || r.cfg.HTTPAddr != "") {
+		r.log.Warn("bearer tokens are accepted without TLS: anyone on the network path can read them; configure tls")
+	}
 	var gl, hl net.Listener
-	var err error
 	if r.cfg.GRPCAddr != "" {
 		if gl, err = net.Listen("tcp", r.cfg.GRPCAddr); err != nil {
 			return fmt.Errorf("listen for otlp/grpc on %s: %w", r.cfg.GRPCAddr, err)
@@ -106,7 +149,11 @@ func (r *Receiver) Start(context.Context) error {
 	}
 	if gl != nil {
 		r.grpcAddr = gl.Addr()
-		r.grpcSrv = grpc.NewServer(grpc.MaxRecvMsgSize(int(r.cfg.MaxRequestBytes)))
+		opts := []grpc.ServerOption{grpc.MaxRecvMsgSize(int(r.cfg.MaxRequestBytes))}
+		if tlsCfg != nil {
+			opts = append(opts, grpc.Creds(credentials.NewTLS(tlsCfg)))
+		}
+		r.grpcSrv = grpc.NewServer(opts...)
 		pmetricotlp.RegisterGRPCServer(r.grpcSrv, &grpcServer{r: r})
 		r.wg.Go(func() {
 			if err := r.grpcSrv.Serve(gl); err != nil {
@@ -122,9 +169,15 @@ func (r *Receiver) Start(context.Context) error {
 			ReadTimeout:       time.Minute,
 			IdleTimeout:       2 * time.Minute,
 			ErrorLog:          slog.NewLogLogger(r.log.Handler(), slog.LevelWarn),
+			TLSConfig:         tlsCfg,
 		}
 		r.wg.Go(func() {
-			if err := r.httpSrv.Serve(hl); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			serve := r.httpSrv.Serve
+			if tlsCfg != nil {
+				// The certificate is in TLSConfig; ServeTLS adds HTTP/2 to it.
+				serve = func(l net.Listener) error { return r.httpSrv.ServeTLS(l, "", "") }
+			}
+			if err := serve(hl); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				r.log.Error("otlp/http server stopped", "addr", r.httpAddr.String(), "error", err)
 			}
 		})
@@ -137,6 +190,11 @@ func (r *Receiver) GRPCAddr() net.Addr { return r.grpcAddr }
 
 // HTTPAddr is the address the HTTP server listens on (nil when disabled or not started).
 func (r *Receiver) HTTPAddr() net.Addr { return r.httpAddr }
+
+// Stats returns the counters since New.
+func (r *Receiver) Stats() Stats {
+	return Stats{Unauthenticated: r.unauthenticated.Load(), Forbidden: r.forbidden.Load()}
+}
 
 // Shutdown stops accepting requests and waits for those in flight to finish (their data
 // written and acknowledged). When ctx ends first it cuts them off, so their senders see an
@@ -181,7 +239,7 @@ func (r *Receiver) Shutdown(ctx context.Context) error {
 // outcome is what a request came to, in protocol-neutral terms.
 type outcome struct {
 	result    Result
-	code      codes.Code // codes.OK, Unavailable, InvalidArgument or Internal
+	code      codes.Code // codes.OK, Unavailable, InvalidArgument, Internal, Unauthenticated or PermissionDenied
 	message   string
 	retryable bool
 }
@@ -205,6 +263,50 @@ func (r *Receiver) consume(ctx context.Context, md pmetric.Metrics) (o outcome) 
 	}
 }
 
+// authenticate checks the request's Authorization value when authentication is configured,
+// and returns ctx carrying the principal (auth.FromContext), for per-token accounting
+// downstream. A refusal is a non-nil outcome.
+func (r *Receiver) authenticate(ctx context.Context, header string) (context.Context, *outcome) {
+	if r.cfg.Auth == nil {
+		return ctx, nil
+	}
+	p, err := r.cfg.Auth.Authenticate(header)
+	if err != nil {
+		return ctx, r.refuse(err)
+	}
+	return auth.NewContext(ctx, p), nil
+}
+
+// allowed checks that the principal authenticate put in ctx may write md.
+func (r *Receiver) allowed(ctx context.Context, md pmetric.Metrics) *outcome {
+	if r.cfg.Auth == nil {
+		return nil
+	}
+	p, ok := auth.FromContext(ctx)
+	if !ok {
+		return r.refuse(fmt.Errorf("%w: request not authenticated", auth.ErrUnauthenticated))
+	}
+	if err := r.cfg.Auth.Allowed(p, md); err != nil {
+		return r.refuse(err)
+	}
+	return nil
+}
+
+// refuse counts a refused request and says how to answer it. The first refusal of each kind
+// is logged; the rest are counted, so that a misconfigured fleet does not flood the log.
+func (r *Receiver) refuse(err error) *outcome {
+	if errors.Is(err, auth.ErrForbidden) {
+		if r.forbidden.Add(1) == 1 {
+			r.log.Warn("otlp request refused: token may not write this data; further refusals are counted", "error", err)
+		}
+		return &outcome{code: codes.PermissionDenied, message: err.Error()}
+	}
+	if r.unauthenticated.Add(1) == 1 {
+		r.log.Warn("otlp request refused: no valid bearer token; further refusals are counted", "error", err)
+	}
+	return &outcome{code: codes.Unauthenticated, message: err.Error()}
+}
+
 func (o outcome) response() pmetricotlp.ExportResponse {
 	resp := pmetricotlp.NewExportResponse()
 	if o.result.RejectedDataPoints > 0 || o.result.ErrorMessage != "" {
@@ -224,6 +326,17 @@ type grpcServer struct {
 var _ pmetricotlp.GRPCServer = (*grpcServer)(nil)
 
 func (s *grpcServer) Export(ctx context.Context, req pmetricotlp.ExportRequest) (pmetricotlp.ExportResponse, error) {
+	var header string
+	if v := metadata.ValueFromIncomingContext(ctx, "authorization"); len(v) > 0 {
+		header = v[0]
+	}
+	ctx, refused := s.r.authenticate(ctx, header)
+	if refused == nil {
+		refused = s.r.allowed(ctx, req.Metrics())
+	}
+	if refused != nil {
+		return pmetricotlp.NewExportResponse(), status.Error(refused.code, refused.message)
+	}
 	o := s.r.consume(ctx, req.Metrics())
 	if o.code == codes.OK {
 		return o.response(), nil
