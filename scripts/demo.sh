@@ -61,10 +61,10 @@ pids+=($!)
 wait_for "$influx_url/ping" "influxd"
 curl -fsS -XPOST "$influx_url/query" --data-urlencode 'q=CREATE DATABASE fleetwatt' >/dev/null
 
-echo "== fleetwatt-collector: OTLP on :4317 (gRPC) and :4318 (HTTP), health on :8090"
+echo "== fleetwatt-collector: OTLP on :4317 (gRPC) and :4318 (HTTP), health on :8090, write-ahead log in $run/wal"
 influx=(--influx-url "$influx_url" --influx-bucket fleetwatt/autogen)
 "$bin/fleetwatt-collector" "${influx[@]}" \
-  --otlp-grpc 127.0.0.1:4317 --otlp-http 127.0.0.1:4318 --listen 127.0.0.1:8090 \
+  --otlp-grpc 127.0.0.1:4317 --otlp-http 127.0.0.1:4318 --listen 127.0.0.1:8090 --wal-dir "$run/wal" \
   >"$run/log/collector.log" 2>&1 &
 pids+=($!)
 wait_for http://127.0.0.1:8090/readyz "fleetwatt-collector"
