@@ -125,6 +125,9 @@ func parse(cmd string, args []string, stderr io.Writer) (config.Config, doctorOp
 		datacenter  = fs.String("datacenter", "", "data center of this host")
 		hostName    = fs.String("host-name", "", "host name to report (default: the host's own)")
 		perCPU      = fs.Bool("per-cpu", def.PerCPU, "also send CPU time per logical CPU")
+		tlsCA       = fs.String("tls-ca", "", "CA `file` (PEM) verifying an https:// collector's certificate (default: the system's roots)")
+		tokenFile   = fs.String("token-file", "", "`file` holding the bearer token the collector requires")
+		spoolDir    = fs.String("spool-dir", def.Spool.Dir, "`directory` keeping batches on disk while the collector is unreachable, replayed in order when it returns (default: none, memory only)")
 		logLevel    = fs.String("log-level", def.Log.Level, "log level: debug, info, warn, error")
 		logFormat   = fs.String("log-format", def.Log.Format, "log format: text or json")
 	)
@@ -173,6 +176,12 @@ func parse(cmd string, args []string, stderr io.Writer) (config.Config, doctorOp
 			cfg.HostName = *hostName
 		case "per-cpu":
 			cfg.PerCPU = *perCPU
+		case "spool-dir":
+			cfg.Spool.Dir = *spoolDir
+		case "tls-ca":
+			cfg.TLS.CAFile = *tlsCA
+		case "token-file":
+			cfg.TokenFile = *tokenFile
 		case "log-level":
 			cfg.Log.Level = *logLevel
 		case "log-format":

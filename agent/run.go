@@ -49,7 +49,13 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	logSources(log, host, sources, missing)
 	freq, idle := cpuReaders(log, fs)
 
-	exp, err := export.NewExporter(ctx, export.Options{Endpoint: cfg.Endpoint, Protocol: cfg.Protocol})
+	exp, err := export.NewExporter(ctx, export.Options{
+		Endpoint: cfg.Endpoint, Protocol: cfg.Protocol, TokenFile: cfg.TokenFile,
+		TLS: export.TLSOptions{
+			CAFile: cfg.TLS.CAFile, CertFile: cfg.TLS.CertFile, KeyFile: cfg.TLS.KeyFile,
+			InsecureSkipVerify: cfg.TLS.InsecureSkipVerify,
+		},
+	})
 	if err != nil {
 		return fmt.Errorf("exporter: %w", err)
 	}
@@ -58,7 +64,14 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		temporality = metricdata.CumulativeTemporality
 	}
 	builder := export.NewBuilder(newResource(host, cfg), version, temporality)
-	sender := export.NewSender(exp, cfg.QueueBytes, log.With("component", "export"))
+	exportLog := log.With("component", "export")
+	var spool *export.Spool
+	if cfg.Spool.Dir != "" {
+		if spool, err = export.OpenSpool(cfg.Spool.Dir, cfg.Spool.MaxBytes, exportLog); err != nil {
+			return fmt.Errorf("spool: %w", err)
+		}
+	}
+	sender := export.NewSpoolingSender(exp, cfg.QueueBytes, spool, exportLog)
 	coll := collect.New(fs, sources, collect.Options{
 		PerCPU: cfg.PerCPU, Bounds: bounds(host), Freq: freq, Idle: idle,
 	}, log.With("component", "collect"))
@@ -80,7 +93,8 @@ loop:
 		}
 	}
 
-	// The interval since the last tick is measured too, then everything queued is sent.
+	// The interval since the last tick is measured too, then everything queued is sent (or,
+	// with a spool and no collector, kept on disk for the next start).
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
 	defer cancel()
 	sender.Enqueue(builder.Build(coll.Collect(shutdownCtx)))
@@ -89,7 +103,8 @@ loop:
 	err = sender.Shutdown(shutdownCtx)
 	st := sender.Stats()
 	log.Info("fleetwatt-agent stopped", "sent_batches", st.Sent, "failed_exports", st.Failed,
-		"dropped_batches", st.Dropped, "dropped_points", st.DroppedPoints, "read_errors", coll.ReadErrors)
+		"dropped_batches", st.Dropped+st.Spool.Dropped, "dropped_points", st.DroppedPoints+st.Spool.DroppedPoints,
+		"spooled_batches", st.Spool.Batches, "corrupt_spool_files", st.Spool.Corrupt, "read_errors", coll.ReadErrors)
 	return err
 }
 

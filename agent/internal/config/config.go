@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/url"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -41,11 +42,45 @@ type Config struct {
 	PerCPU bool `yaml:"per_cpu"`
 	// QueueBytes bounds the data kept in memory while the collector is unreachable.
 	QueueBytes int64 `yaml:"queue_bytes"`
+	// Spool keeps batches on disk while the collector is unreachable.
+	Spool Spool `yaml:"spool"`
+	// TLS says how to verify an https:// collector and which client certificate to show.
+	TLS TLS `yaml:"tls"`
+	// TokenFile holds the bearer token sent to the collector (docs/security.md).
+	TokenFile string `yaml:"token_file"`
 	// Sources configures the power sources.
 	Sources Sources `yaml:"sources"`
 	// Log configures the agent's own log.
 	Log Log `yaml:"log"`
 }
+
+// TLS configures the connection to an https:// collector. Its certificate is verified against
+// the system's roots, or CAFile; InsecureSkipVerify turns verification off (tests only).
+type TLS struct {
+	CAFile             string `yaml:"ca_file"`
+	CertFile           string `yaml:"cert_file"`
+	KeyFile            string `yaml:"key_file"`
+	InsecureSkipVerify bool   `yaml:"insecure_skip_verify"`
+}
+
+// Spool configures the disk spool: batches the collector does not take are kept in Dir,
+// survive a restart of the agent, and are sent, oldest first, when it answers again.
+type Spool struct {
+	// Dir is the spool's directory, created if missing (mode 0700); "" keeps unsent data in
+	// memory only (QueueBytes), lost when the agent stops.
+	Dir string `yaml:"dir"`
+	// MaxBytes bounds the spool's disk use; beyond it the oldest batches are dropped and
+	// counted.
+	MaxBytes int64 `yaml:"max_bytes"`
+}
+
+// DefaultSpoolBytes is the default bound of the spool: a day of one host at 10 s with room
+// to spare. A batch of the 2-socket Intel fixture (RAPL packages, DRAM, psys, the ACPI meter,
+// CPU time, frequency and idle states, host totals) is 5.3 KiB of OTLP, 8 KiB on disk; a day
+// is 8,640 batches, 68 MiB. 128 MiB holds about 45 h of such a host; per_cpu multiplies a
+// batch by 3 (16 CPUs) to 10 (80 CPUs), so raise it with per_cpu on large hosts.
+// export's TestSpoolDefaultHoldsADay keeps this honest.
+const DefaultSpoolBytes = 128 << 20
 
 // Sources configures the power sources. Every source the host has is read unless disabled;
 // the BMC over Redfish only when a URL is given, the model only when nothing is measured.
@@ -103,6 +138,7 @@ func Default() Config {
 		Interval:    Duration(10 * time.Second),
 		Temporality: "delta",
 		QueueBytes:  64 << 20,
+		Spool:       Spool{MaxBytes: DefaultSpoolBytes},
 		Sources: Sources{
 			IPMI:    IPMI{Timeout: Duration(5 * time.Second)},
 			Redfish: Redfish{Timeout: Duration(5 * time.Second)},
@@ -184,6 +220,9 @@ func (c *Config) ApplyEnv(getenv func(string) string) error {
 	str(&c.Zone, "FLEETWATT_ZONE")
 	str(&c.Datacenter, "FLEETWATT_DATACENTER")
 	str(&c.HostName, "FLEETWATT_HOST_NAME")
+	str(&c.Spool.Dir, "FLEETWATT_SPOOL_DIR")
+	str(&c.TokenFile, "FLEETWATT_TOKEN_FILE")
+	str(&c.TLS.CAFile, "FLEETWATT_TLS_CA_FILE")
 	str(&c.Log.Level, "FLEETWATT_LOG_LEVEL")
 	str(&c.Log.Format, "FLEETWATT_LOG_FORMAT")
 	var errs []error
@@ -205,6 +244,13 @@ func (c *Config) ApplyEnv(getenv func(string) string) error {
 			errs = append(errs, fmt.Errorf("FLEETWATT_QUEUE_BYTES: %q is not a number of bytes", v))
 		}
 		c.QueueBytes = n
+	}
+	if v := getenv("FLEETWATT_SPOOL_MAX_BYTES"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("FLEETWATT_SPOOL_MAX_BYTES: %q is not a number of bytes", v))
+		}
+		c.Spool.MaxBytes = n
 	}
 	return errors.Join(errs...)
 }
@@ -231,6 +277,29 @@ func (c *Config) Validate() error {
 	}
 	if c.QueueBytes < 1<<20 {
 		add("queue_bytes", "%d is below 1 MiB", c.QueueBytes)
+	}
+	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
+		add("tls", "cert_file and key_file go together")
+	}
+	for _, f := range []struct{ key, path string }{
+		{"tls.ca_file", c.TLS.CAFile},
+		{"tls.cert_file", c.TLS.CertFile},
+		{"tls.key_file", c.TLS.KeyFile},
+		{"token_file", c.TokenFile},
+	} {
+		if f.path != "" {
+			if _, err := os.Stat(f.path); err != nil {
+				add(f.key, "%v", err)
+			}
+		}
+	}
+	if c.Spool.Dir != "" {
+		if !filepath.IsAbs(c.Spool.Dir) {
+			add("spool.dir", "%q is not an absolute path", c.Spool.Dir)
+		}
+		if c.Spool.MaxBytes < 1<<20 {
+			add("spool.max_bytes", "%d is below 1 MiB", c.Spool.MaxBytes)
+		}
 	}
 	for _, name := range c.Sources.Disable {
 		if !slices.Contains(SourceNames, name) {

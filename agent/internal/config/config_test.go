@@ -20,6 +20,7 @@ func TestExampleConfigLoads(t *testing.T) {
 	want.Endpoint = "http://127.0.0.1:4317"
 	want.Region, want.Zone = "cn-hangzhou", "cn-hangzhou-h"
 	want.Sources.Disable = []string{}
+	want.Spool.Dir = "/var/lib/fleetwatt-agent/spool"
 	if diff := cmp.Diff(want, cfg); diff != "" {
 		t.Errorf("example config (-want +got):\n%s", diff)
 	}
@@ -52,14 +53,17 @@ func TestPrecedence(t *testing.T) {
 	}
 	env := map[string]string{
 		"FLEETWATT_REGION":                                  "from-env",
+		"FLEETWATT_SPOOL_DIR":                               "/var/spool/fw",
 		"OTEL_EXPORTER_OTLP_PROTOCOL":                       "http/protobuf",
 		"OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE": "LowMemory",
 	}
 	if err := cfg.ApplyEnv(func(k string) string { return env[k] }); err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Interval != Duration(30*time.Second) || cfg.Region != "from-env" || cfg.Protocol != "http/protobuf" || cfg.Temporality != "delta" {
-		t.Errorf("got interval %s region %q protocol %q temporality %q", cfg.Interval, cfg.Region, cfg.Protocol, cfg.Temporality)
+	if cfg.Interval != Duration(30*time.Second) || cfg.Region != "from-env" || cfg.Protocol != "http/protobuf" || cfg.Temporality != "delta" ||
+		cfg.Spool.Dir != "/var/spool/fw" {
+		t.Errorf("got interval %s region %q protocol %q temporality %q spool.dir %q",
+			cfg.Interval, cfg.Region, cfg.Protocol, cfg.Temporality, cfg.Spool.Dir)
 	}
 }
 
@@ -73,6 +77,7 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 	cfg.Sources.Disable = []string{"rapl", "smartplug"}
 	cfg.Sources.Redfish.URL = "http://bmc"
 	cfg.Sources.Model.IdleW = 100
+	cfg.Spool = Spool{Dir: "spool", MaxBytes: 1000}
 	err := cfg.Validate()
 	if err == nil {
 		t.Fatal("Validate = nil, want errors")
@@ -80,6 +85,7 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 	for _, key := range []string{
 		"root:", "protocol:", "interval:", "log.level:", `sources.disable: "smartplug"`,
 		"sources.redfish.url:", "sources.redfish.credentials_file:", "sources.model:",
+		"spool.dir:", "spool.max_bytes:",
 	} {
 		if !strings.Contains(err.Error(), key) {
 			t.Errorf("error %q does not mention %s", err, key)

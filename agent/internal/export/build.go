@@ -6,7 +6,8 @@
 // (StartTime = the previous reading, Time = this one), every metric of a cycle shares one
 // timestamp (so the collector stores them as one point), and the simulator can send data for
 // past times through the very same path. Failed exports wait in a bounded queue and are sent
-// again, oldest first, when the collector answers.
+// again, oldest first, when the collector answers; with a Spool they wait on disk instead,
+// encoded as OTLP protobuf (otlp.go), and survive a restart of the agent.
 package export
 
 import (

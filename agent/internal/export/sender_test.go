@@ -51,7 +51,7 @@ func (f *flakyExporter) got() []time.Time {
 func batch(at time.Time) *metricdata.ResourceMetrics {
 	return &metricdata.ResourceMetrics{ScopeMetrics: []metricdata.ScopeMetrics{{Metrics: []metricdata.Metrics{{
 		Name: "hw.energy",
-		Data: metricdata.Sum[float64]{DataPoints: []metricdata.DataPoint[float64]{{Time: at, Value: 1}}},
+		Data: metricdata.Sum[float64]{Temporality: metricdata.DeltaTemporality, DataPoints: []metricdata.DataPoint[float64]{{Time: at, Value: 1}}},
 	}}}}}
 }
 

@@ -165,9 +165,14 @@ type proc struct {
 	logs *bytes.Buffer
 }
 
-// startProc starts the collector and waits until it answers /healthz (it is alive; /readyz
-// would wait for InfluxDB).
+// startProc starts the collector and waits until it answers /healthz on listen (it is alive;
+// /readyz would wait for InfluxDB).
 func startProc(t *testing.T, bin, listen string, args ...string) *proc {
+	return startProcTLS(t, bin, "http://"+listen, http.DefaultClient, args...)
+}
+
+// startProcTLS is startProc for a listener at base, reached with client.
+func startProcTLS(t *testing.T, bin, base string, client *http.Client, args ...string) *proc {
 	t.Helper()
 	p := &proc{cmd: exec.Command(bin, args...), logs: &bytes.Buffer{}}
 	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
@@ -184,7 +189,7 @@ func startProc(t *testing.T, bin, listen string, args ...string) *proc {
 		}
 	})
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		if resp, err := http.Get("http://" + listen + "/healthz"); err == nil {
+		if resp, err := client.Get(base + "/healthz"); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
 				return p
