@@ -80,7 +80,17 @@ pids+=($!)
 
 echo
 echo "== the simulated fleet: a backfill of the last $backfill (six regions, an ARM and an x86 pool each)"
-"$bin/fleetwatt-agent" simulate --backfill "$backfill" --endpoint http://127.0.0.1:4317
+"$bin/fleetwatt-agent" simulate --backfill "$backfill" --endpoint http://127.0.0.1:4317 --concurrency 32
+# The collector acknowledged everything once it was in its write-ahead log; wait until the
+# log has drained into InfluxDB (the count of power points stops growing).
+count() {
+  curl -fsS "$influx_url/query" --data-urlencode db=fleetwatt \
+    --data-urlencode "q=SELECT count(energy_j) FROM power WHERE time > now() - $backfill - 1h" |
+    sed -n 's/.*"values":\[\[[^,]*,\([0-9]*\)\]\].*/\1/p'
+}
+last=-1
+while n=$(count); [ "$n" != "$last" ]; do last=$n; sleep 2; done
+echo "   $last power points in InfluxDB"
 echo
 echo "== hourly rollups of the range"
 "$bin/fleetwatt-collector" rollup "${influx[@]}" --since "$backfill"
