@@ -130,6 +130,7 @@ func parse(cmd string, args []string, stderr io.Writer) (config.Config, doctorOp
 		spoolDir    = fs.String("spool-dir", def.Spool.Dir, "`directory` keeping batches on disk while the collector is unreachable, replayed in order when it returns (default: none, memory only)")
 		logLevel    = fs.String("log-level", def.Log.Level, "log level: debug, info, warn, error")
 		logFormat   = fs.String("log-format", def.Log.Format, "log format: text or json")
+		metrics     = fs.String("metrics-listen", def.MetricsListen, "`address` (host:port) serving the agent's own counters on /metrics, Prometheus text format (default: none)")
 	)
 	fs.Var(&interval, "interval", "time between collections")
 	opts := doctorOptions{format: "text", window: time.Second}
@@ -186,6 +187,8 @@ func parse(cmd string, args []string, stderr io.Writer) (config.Config, doctorOp
 			cfg.Log.Level = *logLevel
 		case "log-format":
 			cfg.Log.Format = *logFormat
+		case "metrics-listen":
+			cfg.MetricsListen = *metrics
 		}
 	})
 	if err := cfg.Validate(); err != nil {

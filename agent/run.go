@@ -16,6 +16,7 @@ import (
 	"github.com/fleetwatt/fleetwatt/agent/internal/energy"
 	"github.com/fleetwatt/fleetwatt/agent/internal/export"
 	"github.com/fleetwatt/fleetwatt/agent/internal/identity"
+	"github.com/fleetwatt/fleetwatt/agent/internal/selfmon"
 	"github.com/fleetwatt/fleetwatt/agent/internal/sensor"
 	"github.com/fleetwatt/fleetwatt/agent/internal/sensor/cpufreq"
 	"github.com/fleetwatt/fleetwatt/agent/internal/sensor/cpuidle"
@@ -75,6 +76,23 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	coll := collect.New(fs, sources, collect.Options{
 		PerCPU: cfg.PerCPU, Bounds: bounds(host), Freq: freq, Idle: idle,
 	}, log.With("component", "collect"))
+
+	if cfg.MetricsListen != "" {
+		mlog := log.With("component", "metrics")
+		ms := selfmon.NewServer(cfg.MetricsListen, selfmon.Sources{Sender: sender, Collector: coll, Version: version}, mlog)
+		if err := ms.Start(ctx); err != nil {
+			return err
+		}
+		// Deferred: it stops after the sender's final flush, whose counters stay scrapeable
+		// until then.
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
+			defer cancel()
+			if err := ms.Shutdown(sctx); err != nil {
+				mlog.Warn("metrics endpoint", "err", err)
+			}
+		}()
+	}
 
 	sendCtx, stopSending := context.WithCancel(ctx)
 	var wg sync.WaitGroup

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"maps"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/fleetwatt/fleetwatt/agent/internal/energy"
@@ -169,6 +170,28 @@ type Collector struct {
 	idleSum  map[string]Idle // running totals
 	// ReadErrors counts failed reads of sources and of /proc/stat.
 	ReadErrors uint64
+
+	// counters is what Counters returns: a copy made at the end of each cycle, so that other
+	// goroutines (the agent's /metrics) never read the cycle's own state.
+	countersMu sync.Mutex
+	counters   Counters
+}
+
+// Counters are a Collector's counters as of the end of its last cycle.
+type Counters struct {
+	// ReadErrors counts failed reads of sources and of /proc/stat.
+	ReadErrors uint64
+	// Rejected counts the readings rejected as implausible, by source and reason; nil while
+	// there are none.
+	Rejected map[energy.Rejection]uint64
+}
+
+// Counters returns the counters as of the end of the last cycle. Unlike Collect, it is safe
+// to call from any goroutine.
+func (c *Collector) Counters() Counters {
+	c.countersMu.Lock()
+	defer c.countersMu.Unlock()
+	return Counters{ReadErrors: c.counters.ReadErrors, Rejected: maps.Clone(c.counters.Rejected)}
 }
 
 // Options configure a Collector.
@@ -213,6 +236,16 @@ func New(fs sysfs.FS, sources []sensor.Source, opts Options, log *slog.Logger) *
 // Collect runs one cycle. The first cycle only sets the baselines and returns a Sample with
 // nothing in it.
 func (c *Collector) Collect(ctx context.Context) Sample {
+	s := c.collect(ctx)
+	// s.Rejected is a fresh copy each cycle that nothing changes afterwards; Counters copies
+	// it again for its callers.
+	c.countersMu.Lock()
+	c.counters = Counters{ReadErrors: c.ReadErrors, Rejected: s.Rejected}
+	c.countersMu.Unlock()
+	return s
+}
+
+func (c *Collector) collect(ctx context.Context) Sample {
 	at := c.now()
 	var readings []sensor.Reading
 	for _, src := range c.sources {

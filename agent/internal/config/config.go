@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -52,6 +53,9 @@ type Config struct {
 	Sources Sources `yaml:"sources"`
 	// Log configures the agent's own log.
 	Log Log `yaml:"log"`
+	// MetricsListen is the address ("127.0.0.1:9464") of the agent's own /metrics, in the
+	// Prometheus text format; "" serves none.
+	MetricsListen string `yaml:"metrics_listen"`
 }
 
 // TLS configures the connection to an https:// collector. Its certificate is verified against
@@ -225,6 +229,7 @@ func (c *Config) ApplyEnv(getenv func(string) string) error {
 	str(&c.TLS.CAFile, "FLEETWATT_TLS_CA_FILE")
 	str(&c.Log.Level, "FLEETWATT_LOG_LEVEL")
 	str(&c.Log.Format, "FLEETWATT_LOG_FORMAT")
+	str(&c.MetricsListen, "FLEETWATT_METRICS_LISTEN")
 	var errs []error
 	if v := getenv("FLEETWATT_INTERVAL"); v != "" {
 		if err := c.Interval.Set(v); err != nil {
@@ -277,6 +282,13 @@ func (c *Config) Validate() error {
 	}
 	if c.QueueBytes < 1<<20 {
 		add("queue_bytes", "%d is below 1 MiB", c.QueueBytes)
+	}
+	if c.MetricsListen != "" {
+		if _, port, err := net.SplitHostPort(c.MetricsListen); err != nil {
+			add("metrics_listen", "%q: want host:port (%v)", c.MetricsListen, err)
+		} else if n, err := strconv.ParseUint(port, 10, 16); err != nil || (n == 0 && port != "0") {
+			add("metrics_listen", "%q: port %q is not a port number", c.MetricsListen, port)
+		}
 	}
 	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
 		add("tls", "cert_file and key_file go together")

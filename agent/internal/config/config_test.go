@@ -78,6 +78,7 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 	cfg.Sources.Redfish.URL = "http://bmc"
 	cfg.Sources.Model.IdleW = 100
 	cfg.Spool = Spool{Dir: "spool", MaxBytes: 1000}
+	cfg.MetricsListen = "9464"
 	err := cfg.Validate()
 	if err == nil {
 		t.Fatal("Validate = nil, want errors")
@@ -85,7 +86,7 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 	for _, key := range []string{
 		"root:", "protocol:", "interval:", "log.level:", `sources.disable: "smartplug"`,
 		"sources.redfish.url:", "sources.redfish.credentials_file:", "sources.model:",
-		"spool.dir:", "spool.max_bytes:",
+		"spool.dir:", "spool.max_bytes:", "metrics_listen:",
 	} {
 		if !strings.Contains(err.Error(), key) {
 			t.Errorf("error %q does not mention %s", err, key)
@@ -101,5 +102,29 @@ func TestBadDurationSaysWhatIsWanted(t *testing.T) {
 	}
 	if _, err := Load(path); err == nil || !strings.Contains(err.Error(), "not a duration") {
 		t.Fatalf("Load = %v, want a duration error", err)
+	}
+}
+
+func TestMetricsListen(t *testing.T) {
+	t.Parallel()
+	for addr, ok := range map[string]bool{
+		"": true, "127.0.0.1:9464": true, ":9464": true, "[::1]:0": true, "localhost:http": false,
+		"9464": false, "127.0.0.1:70000": false,
+	} {
+		cfg := Default()
+		cfg.Root = t.TempDir()
+		cfg.MetricsListen = addr
+		if err := cfg.Validate(); (err == nil) != ok {
+			t.Errorf("metrics_listen %q: Validate = %v, want ok %v", addr, err, ok)
+		}
+	}
+	cfg := Default()
+	if err := cfg.ApplyEnv(func(k string) string {
+		if k == "FLEETWATT_METRICS_LISTEN" {
+			return "127.0.0.1:9464"
+		}
+		return ""
+	}); err != nil || cfg.MetricsListen != "127.0.0.1:9464" {
+		t.Errorf("FLEETWATT_METRICS_LISTEN: %v, %q", err, cfg.MetricsListen)
 	}
 }

@@ -156,6 +156,7 @@ type Sender struct {
 	wake   chan struct{}
 
 	sent, failed, dropped, droppedPoints atomic.Uint64
+	lastSent                             atomic.Int64 // Unix ns of the last successful export; 0: none
 }
 
 type queued struct {
@@ -169,6 +170,8 @@ type Stats struct {
 	Sent, Failed, Dropped, DroppedPoints uint64
 	QueuedBatches                        int
 	QueuedBytes                          int64
+	// LastSent is when an export last succeeded; zero before the first.
+	LastSent time.Time
 	// Spool is the spool's state and counters; zero without a spool.
 	Spool SpoolStats
 }
@@ -224,6 +227,9 @@ func (s *Sender) Stats() Stats {
 	st := Stats{
 		Sent: s.sent.Load(), Failed: s.failed.Load(), Dropped: s.dropped.Load(),
 		DroppedPoints: s.droppedPoints.Load(), QueuedBatches: n, QueuedBytes: b,
+	}
+	if ns := s.lastSent.Load(); ns != 0 {
+		st.LastSent = time.Unix(0, ns)
 	}
 	if s.spool != nil {
 		st.Spool = s.spool.Stats()
@@ -315,7 +321,7 @@ func (s *Sender) flushSpool(ctx, exportCtx context.Context) error {
 			s.failed.Add(1)
 			return fmt.Errorf("export spooled batch: %w", err)
 		}
-		s.sent.Add(1)
+		s.delivered()
 		if err := s.spool.Remove(seq); err != nil {
 			s.log.Warn("spool: a sent batch stays on disk and will be sent again after a restart", "err", err)
 		}
@@ -374,12 +380,18 @@ func (s *Sender) flushMemory(ctx, exportCtx context.Context) error {
 			s.failed.Add(1)
 			return fmt.Errorf("export: %w", err)
 		}
-		if s.sent.Add(1) == 1 {
+		if s.delivered() == 1 {
 			s.log.Info("first batch delivered to the collector")
 		}
 		// Enqueue may have dropped the head while it was being sent.
 		s.removeHead(head)
 	}
+}
+
+// delivered counts a successful export and returns the count.
+func (s *Sender) delivered() uint64 {
+	s.lastSent.Store(time.Now().UnixNano())
+	return s.sent.Add(1)
 }
 
 // Shutdown sends what is queued, within ctx, and shuts the exporter down. Batches it could not
