@@ -147,7 +147,7 @@ func configFlags(fs *flag.FlagSet, all bool) map[string]func(*config.Config, str
 	if all {
 		str("otlp-grpc", def.OTLP.GRPC, `OTLP/gRPC listen address, "" disables (otlp.grpc)`, func(c *config.Config, v string) { c.OTLP.GRPC = v })
 		str("otlp-http", def.OTLP.HTTP, `OTLP/HTTP listen address, "" disables (otlp.http)`, func(c *config.Config, v string) { c.OTLP.HTTP = v })
-		str("listen", def.Listen, "address of /healthz, /readyz, /api/v1/report and /api/v1/plan (listen)", func(c *config.Config, v string) { c.Listen = v })
+		str("listen", def.Listen, "address of /healthz, /readyz, /metrics, /api/v1/report and /api/v1/plan (listen)", func(c *config.Config, v string) { c.Listen = v })
 		fs.Duration("rollup-every", def.Rollup.Every, "how often to recompute the hourly rollups of the last 3 hours; 0 disables (rollup.every)")
 		set["rollup-every"] = func(c *config.Config, v string) { c.Rollup.Every, _ = time.ParseDuration(v) }
 		str("regions", "", "CSV file of regional factors overriding the shipped table (regions_file)", func(c *config.Config, v string) { c.RegionsFile = v })
@@ -202,7 +202,10 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	w, err := influx.New(influx.Options{URL: cfg.Influx.URL, Token: token, Org: cfg.Influx.Org, Bucket: cfg.Influx.Bucket})
+	mx := newMetrics()
+	w, err := influx.New(influx.Options{
+		URL: cfg.Influx.URL, Token: token, Org: cfg.Influx.Org, Bucket: cfg.Influx.Bucket, Latency: mx.influxLatency,
+	})
 	if err != nil {
 		return err
 	}
@@ -212,14 +215,14 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		return err
 	}
 	q := &influxql.Client{URL: cfg.Influx.URL, Token: token}
-	store, retryAfter, closeStore, err := newStore(ctx, cfg.WAL, w, log)
+	store, retryAfter, closeStore, err := newStore(ctx, cfg.WAL, w, mx, log)
 	if err != nil {
 		return err
 	}
 	// Deferred after w.Close, so it runs before it; after the receivers have stopped, so
 	// every request they accepted is stored first.
 	defer closeStore()
-	p := pipeline.New(store, log)
+	p := pipeline.NewWithOptions(store, log, pipelineOptions(cfg.Limits))
 	rtls := receive.TLS{CertFile: cfg.TLS.CertFile, KeyFile: cfg.TLS.KeyFile, ClientCAFile: cfg.TLS.ClientCAFile}
 	// An interface, not a *auth.Tokens: a nil pointer inside it would not be nil.
 	var authn receive.Authenticator
@@ -235,6 +238,7 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	rcv := receive.New(receive.Config{
 		GRPCAddr: cfg.OTLP.GRPC, HTTPAddr: cfg.OTLP.HTTP, TLS: rtls, Auth: authn, RetryAfter: retryAfter,
 	}, p, log)
+	mx.pipeline, mx.receiver = p, rcv
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
@@ -269,6 +273,7 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 			q:      &influxql.Client{URL: cfg.Influx.URL, Token: token, HTTP: noTimeout()},
 			bucket: cfg.Influx.Bucket, factors: factors,
 		},
+		"GET /metrics": mx.handler(),
 	}
 	health := &http.Server{Handler: httpHandler(w, api), ReadHeaderTimeout: 10 * time.Second}
 	serveErr := make(chan error, 1)
@@ -325,8 +330,9 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 // newStore returns where accepted exports go: the write-ahead log, drained into InfluxDB by
 // its own goroutine, when cfg has a directory; else InfluxDB directly, concurrent exports
 // sharing writes. retryAfter is what refused senders are asked to wait. closeStore stops the
-// drainer and closes the log, or flushes and stops the batcher.
-func newStore(ctx context.Context, cfg config.WAL, w *influx.Writer, log *slog.Logger) (store pipeline.Writer, retryAfter time.Duration, closeStore func(), err error) {
+// drainer and closes the log, or flushes and stops the batcher. The log, its writer and its
+// drainer are put in mx for /metrics.
+func newStore(ctx context.Context, cfg config.WAL, w *influx.Writer, mx *metrics, log *slog.Logger) (store pipeline.Writer, retryAfter time.Duration, closeStore func(), err error) {
 	if cfg.Dir == "" {
 		batcher := pipeline.NewBatcher(w, influx.MaxLines, writeFlushers, shutdownTimeout)
 		return batcher, 0, batcher.Close, nil
@@ -344,7 +350,9 @@ func newStore(ctx context.Context, cfg config.WAL, w *influx.Writer, log *slog.L
 		return nil, 0, nil, err
 	}
 	wlog.Info("write-ahead log open: exports are acknowledged once on disk", "dir", cfg.Dir, "max_bytes", cfg.MaxBytes)
-	return wal.NewWriter(wl), wal.DefaultRetryAfter, func() {
+	ww := wal.NewWriter(wl)
+	mx.wal, mx.walWriter, mx.drainer = wl, ww, drainer
+	return ww, wal.DefaultRetryAfter, func() {
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
 		defer cancel()
 		if err := drainer.Shutdown(sctx); err != nil {

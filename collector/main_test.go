@@ -49,9 +49,16 @@ func freeAddr(t *testing.T) string {
 // that stops it (as SIGTERM would) and returns run's error.
 func startCollector(t *testing.T, s *influxtest.Server, log io.Writer) (config.Config, func() error) {
 	t.Helper()
+	return startCollectorWith(t, s, log, func(*config.Config) {})
+}
+
+// startCollectorWith is startCollector with edit applied to the configuration first.
+func startCollectorWith(t *testing.T, s *influxtest.Server, log io.Writer, edit func(*config.Config)) (config.Config, func() error) {
+	t.Helper()
 	cfg := config.DefaultConfig()
 	cfg.Influx.URL, cfg.Influx.Bucket = s.URL, s.Bucket()
 	cfg.OTLP.GRPC, cfg.OTLP.HTTP, cfg.Listen = freeAddr(t), freeAddr(t), freeAddr(t)
+	edit(&cfg)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, cfg, slog.New(slog.NewTextHandler(log, nil))) }()

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/url"
 	"os"
@@ -38,6 +39,25 @@ type Config struct {
 	Auth Auth `yaml:"auth"`
 	// WAL keeps accepted exports on disk until InfluxDB has them.
 	WAL WAL `yaml:"wal"`
+	// Limits bound what a sender may write (docs/operations.md).
+	Limits Limits `yaml:"limits"`
+}
+
+// Limits bound what the collector accepts from a sender. Data points beyond them are
+// rejected, counted and reported back in the OTLP partial success. A 0 turns that limit off.
+type Limits struct {
+	// MaxSeriesPerToken is how many distinct series (measurement + tag set) each token (or,
+	// without auth, all senders together) may write per SeriesWindow.
+	MaxSeriesPerToken int `yaml:"max_series_per_token"`
+	// SeriesWindow is how long a series stays counted after its last point (1 to 2 windows).
+	SeriesWindow time.Duration `yaml:"series_window"`
+	// MaxFuture is how far ahead of the collector's clock a timestamp may be.
+	MaxFuture time.Duration `yaml:"max_future"`
+	// MaxAge is how far behind the collector's clock a timestamp may be; keep it within the
+	// InfluxDB retention policy.
+	MaxAge time.Duration `yaml:"max_age"`
+	// MaxPowerW is the largest power one sensor may report (W).
+	MaxPowerW float64 `yaml:"max_power_w"`
 }
 
 // WAL configures the write-ahead log. Without a directory the collector acknowledges an export
@@ -116,6 +136,10 @@ func DefaultConfig() Config {
 		Log:    Log{Level: "info", Format: "text"},
 		Rollup: Rollup{Every: 5 * time.Minute},
 		WAL:    WAL{MaxBytes: 8 << 30, SegmentBytes: 64 << 20, SyncInterval: 10 * time.Millisecond},
+		Limits: Limits{
+			MaxSeriesPerToken: 100_000, SeriesWindow: 24 * time.Hour,
+			MaxFuture: 10 * time.Minute, MaxAge: 90 * 24 * time.Hour, MaxPowerW: 1e6,
+		},
 	}
 }
 
@@ -203,6 +227,24 @@ func (c Config) Validate() error {
 				add(f.path, err)
 			}
 		}
+	}
+	l := c.Limits
+	for _, f := range []struct {
+		path     string
+		negative bool
+	}{
+		{"limits.max_series_per_token", l.MaxSeriesPerToken < 0},
+		{"limits.series_window", l.SeriesWindow < 0},
+		{"limits.max_future", l.MaxFuture < 0},
+		{"limits.max_age", l.MaxAge < 0},
+		{"limits.max_power_w", l.MaxPowerW < 0 || math.IsNaN(l.MaxPowerW)},
+	} {
+		if f.negative {
+			add(f.path, errors.New("negative: want a positive value, or 0 to turn the limit off"))
+		}
+	}
+	if l.MaxSeriesPerToken > 0 && l.SeriesWindow >= 0 && l.SeriesWindow < time.Minute {
+		add("limits.series_window", fmt.Errorf("%s: want at least 1m with max_series_per_token", l.SeriesWindow))
 	}
 	if c.Log.Format != "text" && c.Log.Format != "json" {
 		add("log.format", fmt.Errorf("%q: want text or json", c.Log.Format))

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -86,6 +87,26 @@ func TestValidateReportsEverything(t *testing.T) {
 	want := []string{"influx.url", "influx.bucket", "influx.token_file", "otlp", "listen", "log.level", "log.format"}
 	if diff := cmp.Diff(want, prefixes); diff != "" {
 		t.Errorf("problems (-want +got):\n%s\nerror:\n%v", diff, err)
+	}
+}
+
+func TestValidateLimits(t *testing.T) {
+	t.Parallel()
+	cfg := DefaultConfig()
+	cfg.Limits = Limits{MaxSeriesPerToken: -1, MaxFuture: -time.Second, MaxAge: -time.Hour, MaxPowerW: -1}
+	err := cfg.Validate()
+	for _, k := range []string{"limits.max_series_per_token", "limits.max_future", "limits.max_age", "limits.max_power_w"} {
+		if err == nil || !strings.Contains(err.Error(), k+": negative") {
+			t.Errorf("Validate = %v, want it to name %s", err, k)
+		}
+	}
+	cfg.Limits = Limits{MaxSeriesPerToken: 10, SeriesWindow: time.Second}
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "limits.series_window: 1s") {
+		t.Errorf("Validate with a 1s window = %v", err)
+	}
+	cfg.Limits = Limits{} // every limit off
+	if err := cfg.Validate(); err != nil {
+		t.Errorf("Validate with every limit off = %v", err)
 	}
 }
 

@@ -21,6 +21,7 @@
 package convert
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"slices"
@@ -54,10 +55,53 @@ const (
 const (
 	ReasonNoTime    = "time_unix_nano is 0"
 	ReasonTimeRange = "time_unix_nano is out of range"
+	ReasonFuture    = "time in the future"
+	ReasonTooOld    = "time too old"
 	ReasonNotFinite = "value is NaN or infinite"
 	ReasonNoValue   = "data point has no value"
 	ReasonNoName    = "metric has no name"
+	// ReasonNoType names a metric of no type this collector knows (empty, or a newer one):
+	// it has no data points to reject, so it is counted in Stats.Ignored, not in Rejected.
+	ReasonNoType   = "metric has no data of a known type"
+	ReasonNegative = "negative energy or power"
+	ReasonMaxPower = "power above the per-sensor limit"
+	// ReasonCardinality rejects the data points of a new series that Options.Admit refused.
+	ReasonCardinality = "cardinality limit"
 )
+
+// Defaults of Options.
+const (
+	// DefaultMaxFuture tolerates a sender's clock running ahead of the collector's; a point
+	// further ahead would sit in InfluxDB as a "latest" value that no later point overwrites.
+	DefaultMaxFuture = 10 * time.Minute
+	// DefaultMaxAge covers an agent's 24 h spool and a collector's write-ahead log with a wide
+	// margin; older points are a sender's broken clock or a backfill, which belongs in a
+	// bulk import, not in the live path (and usually fall outside the retention policy).
+	DefaultMaxAge = 90 * 24 * time.Hour
+	// DefaultMaxPowerW bounds one sensor's power (W): 1 MW is far above any server, rack PDU
+	// or GPU tray, so a larger value is a unit error or garbage, and would swamp every sum.
+	DefaultMaxPowerW = 1e6
+)
+
+// Options bound what Convert accepts. The zero value means the defaults; a negative
+// duration or power turns that check off.
+type Options struct {
+	// MaxFuture is how far past Now a data point's timestamp may be; 0 means DefaultMaxFuture.
+	MaxFuture time.Duration
+	// MaxAge is how far before Now a data point's timestamp may be; 0 means DefaultMaxAge.
+	MaxAge time.Duration
+	// MaxPowerW is the largest power of one sensor (W), as hw.power or as a delta hw.energy
+	// over its interval (of 1 s or more); 0 means DefaultMaxPowerW. Negative energy (J) or
+	// power is always rejected.
+	MaxPowerW float64
+	// Now is the collector's clock; nil means time.Now.
+	Now func() time.Time
+	// Admit, when set, is asked about every point before it is returned: false leaves the
+	// point out and rejects its data points with ReasonCardinality. The pipeline's series
+	// limit (package limit) plugs in here, after every other check, so that a point rejected
+	// for its value or time never takes a place in a sender's series budget.
+	Admit func(p *write.Point) bool
+}
 
 // Stats says what one conversion did. A rejected data point is counted, never logged: the
 // receiver reports the count and FirstError to the sender as an OTLP partial success.
@@ -66,35 +110,101 @@ type Stats struct {
 	Rejected   int64            // data points left out, each for one reason
 	Reasons    map[string]int64 // Rejected by reason (Reason* constants); nil when none
 	FirstError string           // the first rejection, with its metric's name
+	Ignored    int64            // metrics of no known type (ReasonNoType), left out
 }
 
-func (s *Stats) reject(metric, reason string) {
-	s.Rejected++
+func (s *Stats) reject(metric, reason string) { s.rejectN(metric, reason, 1, nil) }
+
+// rejectN rejects n data points of metric for reason; detail, when not nil, says more in
+// FirstError (the value or time at fault). It is called for the first rejection only, so
+// that a request full of bad data points formats one message, not one per data point.
+func (s *Stats) rejectN(metric, reason string, n int64, detail func() string) {
+	if n <= 0 {
+		return
+	}
+	s.Rejected += n
 	if s.Reasons == nil {
 		s.Reasons = make(map[string]int64)
 	}
-	s.Reasons[reason]++
+	s.Reasons[reason] += n
 	if s.FirstError == "" {
 		s.FirstError = fmt.Sprintf("metric %q: %s", metric, reason)
+		if detail != nil {
+			s.FirstError += " (" + detail() + ")"
+		}
 	}
 }
 
-// Convert returns the InfluxDB points for md, with tags sorted by key and fields by key, in the
-// order their first data point appeared. Data points that share a measurement, tag set and
-// timestamp become one point (hw.energy and hw.power of a sensor; the modes of system.cpu.time).
+// Convert is Options.Convert with the default Options.
 func Convert(md pmetric.Metrics) ([]*write.Point, Stats) {
-	c := converter{index: make(map[string]*builder)}
+	return Options{}.Convert(md)
+}
+
+// Convert returns the InfluxDB points for md, with tags sorted by key and fields by key, in
+// the order their first data point appeared, leaving out the data points out of opts' bounds.
+// Data points that share a measurement, tag set and timestamp become one point (hw.energy and
+// hw.power of a sensor; the modes of system.cpu.time).
+func (opts Options) Convert(md pmetric.Metrics) ([]*write.Point, Stats) {
+	c := converter{index: make(map[string]*builder), limits: newLimits(opts)}
 	rms := md.ResourceMetrics()
 	for i := range rms.Len() {
 		c.resourceMetrics(rms.At(i))
 	}
 	points := make([]*write.Point, 0, len(c.builders))
 	for _, b := range c.builders {
-		if p := b.point(); p != nil {
-			points = append(points, p)
+		p := b.point()
+		if p == nil {
+			continue
 		}
+		if opts.Admit != nil && !opts.Admit(p) {
+			c.stats.rejectN(b.metric, ReasonCardinality, b.dataPoints, func() string {
+				return "new series of " + b.measurement + ": the sender has reached its limit of distinct series"
+			})
+			continue
+		}
+		points = append(points, p)
 	}
 	return points, c.stats
+}
+
+// limits are Options resolved for one conversion.
+type limits struct {
+	now            time.Time
+	earliest       pcommon.Timestamp // 0: no lower bound
+	latest         pcommon.Timestamp // maxTime: no upper bound
+	maxFuture      time.Duration
+	maxAge         time.Duration
+	maxPower       float64 // W; +Inf: no bound
+	checkFuture    bool
+	checkAge       bool
+	checkPowerHigh bool
+}
+
+func newLimits(o Options) limits {
+	clock := time.Now
+	if o.Now != nil {
+		clock = o.Now
+	}
+	l := limits{now: clock(), latest: maxTime, maxPower: math.Inf(1)}
+	l.maxFuture = cmp.Or(o.MaxFuture, DefaultMaxFuture)
+	now := l.now.UnixNano()
+	if l.maxFuture > 0 {
+		l.checkFuture = true
+		if now > 0 && int64(l.maxFuture) < maxTime-now {
+			l.latest = pcommon.Timestamp(now + int64(l.maxFuture))
+		}
+	}
+	l.maxAge = cmp.Or(o.MaxAge, DefaultMaxAge)
+	if l.maxAge > 0 {
+		l.checkAge = true
+		if int64(l.maxAge) < now {
+			l.earliest = pcommon.Timestamp(now - int64(l.maxAge))
+		}
+	}
+	if p := cmp.Or(o.MaxPowerW, DefaultMaxPowerW); p > 0 {
+		l.maxPower, l.checkPowerHigh = p, true
+	}
+	return l
 }
 
 type tag struct{ k, v string }
@@ -107,6 +217,8 @@ type field struct {
 // builder collects the fields of one InfluxDB point.
 type builder struct {
 	measurement string
+	metric      string // the OTLP metric of its first data point, for error messages
+	dataPoints  int64  // OTLP data points merged into it
 	tags        []tag
 	ts          pcommon.Timestamp
 	fields      []field
@@ -163,6 +275,7 @@ func (b *builder) point() *write.Point {
 }
 
 type converter struct {
+	limits   limits
 	builders []*builder
 	index    map[string]*builder
 	stats    Stats
@@ -170,8 +283,19 @@ type converter struct {
 	tags     []tag  // scratch for tag sets
 }
 
-// get returns the builder for measurement, tags (sorted by the caller) and ts, creating it.
-func (c *converter) get(measurement string, tags []tag, ts pcommon.Timestamp) *builder {
+// get returns the builder for a data point of metric, with measurement, tags (sorted by the
+// caller) and ts, creating it, and counts the data point in it.
+func (c *converter) get(metric, measurement string, tags []tag, ts pcommon.Timestamp) *builder {
+	b := c.builder(measurement, tags, ts)
+	if b.metric == "" {
+		b.metric = metric
+	}
+	b.dataPoints++
+	return b
+}
+
+// builder returns the builder for measurement, tags (sorted by the caller) and ts, creating it.
+func (c *converter) builder(measurement string, tags []tag, ts pcommon.Timestamp) *builder {
 	k := append(c.key[:0], measurement...)
 	for _, t := range tags {
 		k = append(k, 0)
@@ -290,7 +414,8 @@ func (c *converter) host(r *resource) {
 	if len(fields) == 0 {
 		return
 	}
-	b := c.get(semconv.MeasurementHost, r.tags, r.latest)
+	b := c.builder(semconv.MeasurementHost, r.tags, r.latest)
+	b.metric = semconv.MeasurementHost
 	for _, f := range fields {
 		b.set(f.k, f.v)
 	}
@@ -351,15 +476,54 @@ func finite(x float64) bool { return !math.IsNaN(x) && !math.IsInf(x, 0) }
 // maxTime is the latest timestamp InfluxDB stores (ns since the epoch).
 const maxTime = math.MaxInt64 - 1
 
-// checkTime says why ts cannot be a point's timestamp, or "".
-func checkTime(ts pcommon.Timestamp) string {
+// checkTime says why ts cannot be a point's timestamp, or "", and the detail for an error
+// message.
+func (l *limits) checkTime(ts pcommon.Timestamp) (reason string, detail func() string) {
 	switch {
 	case ts == 0:
-		return ReasonNoTime
+		return ReasonNoTime, nil
 	case uint64(ts) > maxTime:
-		return ReasonTimeRange
+		return ReasonTimeRange, nil
+	case l.checkFuture && ts > l.latest:
+		return ReasonFuture, func() string {
+			return fmt.Sprintf("%s is more than %s ahead of the collector's clock", ts.AsTime().Format(time.RFC3339), l.maxFuture)
+		}
+	case l.checkAge && ts < l.earliest:
+		return ReasonTooOld, func() string {
+			return fmt.Sprintf("%s is more than %s before the collector's clock", ts.AsTime().Format(time.RFC3339), l.maxAge)
+		}
 	}
-	return ""
+	return "", nil
+}
+
+// minPowerInterval is the shortest interval (s) over which hw.energy's power is checked.
+const minPowerInterval = 1.0
+
+// checkPower says why v, energy over interval seconds (J, when energy) or power (W), is not a
+// sensor's reading, or "", and the detail for an error message. interval is 0 when unknown.
+func (l *limits) checkPower(v float64, energy bool, interval float64) (reason string, detail func() string) {
+	if v < 0 {
+		return ReasonNegative, func() string {
+			if energy {
+				return fmt.Sprintf("%g J", v)
+			}
+			return fmt.Sprintf("%g W", v)
+		}
+	}
+	w := v
+	if energy {
+		// Over a sub-second interval (an SDK's first export right after it started) the
+		// energy's power says more about the flush than about the sensor: the joules are
+		// kept, since energy sums must never lose them to a short interval.
+		if interval < minPowerInterval {
+			return "", nil
+		}
+		w = v / interval
+	}
+	if l.checkPowerHigh && w > l.maxPower {
+		return ReasonMaxPower, func() string { return fmt.Sprintf("%g W is above %g W", w, l.maxPower) }
+	}
+	return "", nil
 }
 
 // seen records a data point's timestamp for the host point.
@@ -399,6 +563,13 @@ func (c *converter) metric(r *resource, m pmetric.Metric) {
 		for i := range dps.Len() {
 			c.summaryPoint(r, name, dps.At(i))
 		}
+	default:
+		// Nothing to store; the sender hears of it through FirstError (an OTLP partial
+		// success may carry a message with no data point rejected).
+		c.stats.Ignored++
+		if c.stats.FirstError == "" {
+			c.stats.FirstError = fmt.Sprintf("metric %q: %s", name, ReasonNoType)
+		}
 	}
 }
 
@@ -413,8 +584,8 @@ func (c *converter) accept(r *resource, name string, ts pcommon.Timestamp, flags
 		c.stats.reject(name, ReasonNoName)
 		return false
 	}
-	if why := checkTime(ts); why != "" {
-		c.stats.reject(name, why)
+	if why, detail := c.limits.checkTime(ts); why != "" {
+		c.stats.rejectN(name, why, 1, detail)
 		return false
 	}
 	r.seen(ts)
@@ -434,14 +605,18 @@ func (c *converter) gaugePoint(r *resource, name string, dp pmetric.NumberDataPo
 	attrs := dp.Attributes()
 	switch name {
 	case semconv.MetricPower:
-		b := c.get(semconv.MeasurementPower, c.powerTags(r, attrs), ts)
+		if why, detail := c.limits.checkPower(v, false, 0); why != "" {
+			c.stats.rejectN(name, why, 1, detail)
+			return
+		}
+		b := c.get(name, semconv.MeasurementPower, c.powerTags(r, attrs), ts)
 		b.set(semconv.FieldPower, v)
 		b.powerSent = true
 		r.schema = true
 		return
 	case semconv.MetricCPUUtilization, semconv.MetricCPUFrequency:
 		if _, ok := attrs.Get(semconv.AttrCPUMode); !ok {
-			b := c.get(semconv.MeasurementCPU, c.cpuTags(r, attrs), ts)
+			b := c.get(name, semconv.MeasurementCPU, c.cpuTags(r, attrs), ts)
 			if name == semconv.MetricCPUFrequency {
 				b.set(semconv.FieldFrequency, v)
 			} else {
@@ -471,7 +646,14 @@ func (c *converter) sumPoint(r *resource, name string, delta bool, dp pmetric.Nu
 	}
 	switch name {
 	case semconv.MetricEnergy:
-		b := c.get(semconv.MeasurementPower, c.powerTags(r, attrs), ts)
+		if !delta {
+			interval = 0 // a cumulative value is energy since the start, not over one interval
+		}
+		if why, detail := c.limits.checkPower(v, true, interval); why != "" {
+			c.stats.rejectN(name, why, 1, detail)
+			return
+		}
+		b := c.get(name, semconv.MeasurementPower, c.powerTags(r, attrs), ts)
 		r.schema = true
 		if !delta {
 			b.set(semconv.FieldEnergyTotal, v)
@@ -486,7 +668,7 @@ func (c *converter) sumPoint(r *resource, name string, delta bool, dp pmetric.Nu
 		}
 		return
 	case semconv.MetricWork:
-		b := c.get(semconv.MeasurementWork, r.tags, ts)
+		b := c.get(name, semconv.MeasurementWork, r.tags, ts)
 		r.schema = true
 		if !delta {
 			b.set(semconv.FieldOpsTotal, v)
@@ -499,7 +681,7 @@ func (c *converter) sumPoint(r *resource, name string, delta bool, dp pmetric.Nu
 		return
 	case semconv.MetricCPUIdleTime, semconv.MetricCPUIdleUsage:
 		if state, ok := attrs.Get(semconv.AttrIdleState); ok && state.AsString() != "" {
-			b := c.get(semconv.MeasurementCPUIdle, c.idleTags(r, attrs, state.AsString()), ts)
+			b := c.get(name, semconv.MeasurementCPUIdle, c.idleTags(r, attrs, state.AsString()), ts)
 			r.schema = true
 			usage := name == semconv.MetricCPUIdleUsage
 			switch {
@@ -519,7 +701,7 @@ func (c *converter) sumPoint(r *resource, name string, delta bool, dp pmetric.Nu
 		}
 	case semconv.MetricCPUTime:
 		if mode, ok := attrs.Get(semconv.AttrCPUMode); ok && mode.AsString() != "" {
-			b := c.get(semconv.MeasurementCPU, c.cpuTags(r, attrs), ts)
+			b := c.get(name, semconv.MeasurementCPU, c.cpuTags(r, attrs), ts)
 			r.schema = true
 			if b.cpu == nil {
 				b.cpu = &cpuSums{}
@@ -663,7 +845,7 @@ func (c *converter) generic(r *resource, name string, attrs pcommon.Map, ts pcom
 		sortTags(tags)
 	}
 	c.tags = tags
-	return c.get(name, tags, ts)
+	return c.get(name, name, tags, ts)
 }
 
 // setTag sets key k to v in tags, leaving out what InfluxDB cannot store: empty keys and

@@ -28,6 +28,9 @@ var (
 	start = t0.Add(-15 * time.Second)
 )
 
+// atT0 converts as the collector would at t0.
+var atT0 = Options{Now: func() time.Time { return t0 }}
+
 func ts(t time.Time) pcommon.Timestamp { return pcommon.NewTimestampFromTime(t) }
 
 // host describes an agent's resource.
@@ -376,7 +379,7 @@ func TestConvert(t *testing.T) {
 			t.Parallel()
 			md := pmetric.NewMetrics()
 			tt.build(md)
-			points, stats := Convert(md)
+			points, stats := atT0.Convert(md)
 			got := render(points, stats)
 			golden := filepath.Join("testdata", tt.name+".golden")
 			if *update {
@@ -420,7 +423,7 @@ func TestConvertAgentValues(t *testing.T) {
 	// The derived numbers, checked by hand rather than by golden file.
 	md := pmetric.NewMetrics()
 	agentPayload(md.ResourceMetrics(), intelHost, intelSensors[:1], 0, true)
-	points, stats := Convert(md)
+	points, stats := atT0.Convert(md)
 	if stats.Rejected != 0 || stats.DataPoints != 2+7+1 {
 		t.Fatalf("stats = %+v, want 10 data points, none rejected", stats)
 	}
@@ -464,6 +467,144 @@ func TestConvertEmpty(t *testing.T) {
 	}
 }
 
+func TestConvertLimits(t *testing.T) {
+	t.Parallel()
+	type want struct {
+		points  int
+		reasons map[string]int64
+		first   string // a part of Stats.FirstError
+	}
+	power := func(v float64, at time.Time) func(pmetric.MetricSlice) {
+		return func(ms pmetric.MetricSlice) {
+			dp := gaugeDP(ms, semconv.MetricPower)
+			dp.SetDoubleValue(v)
+			dp.SetTimestamp(ts(at))
+		}
+	}
+	energy := func(j float64, delta bool) func(pmetric.MetricSlice) {
+		return func(ms pmetric.MetricSlice) { sumDP(ms, semconv.MetricEnergy, delta).SetDoubleValue(j) }
+	}
+	tests := []struct {
+		name  string
+		opts  Options
+		build func(pmetric.MetricSlice)
+		want  want
+	}{
+		{"in bounds", Options{}, power(350, t0), want{points: 1}},
+		{"9 min ahead", Options{}, power(350, t0.Add(9*time.Minute)), want{points: 1}},
+		{
+			"11 min ahead",
+			Options{},
+			power(350, t0.Add(11*time.Minute)),
+			want{reasons: map[string]int64{ReasonFuture: 1}, first: `metric "hw.power": time in the future (2025-03-01T12:11:15Z is more than 10m0s ahead`},
+		},
+		{"89 days old", Options{}, power(350, t0.Add(-89*24*time.Hour)), want{points: 1}},
+		{
+			"91 days old",
+			Options{},
+			power(350, t0.Add(-91*24*time.Hour)),
+			want{reasons: map[string]int64{ReasonTooOld: 1}, first: `time too old (2024-11-30T12:00:15Z is more than 2160h0m0s before`},
+		},
+		{
+			"1 s ahead, MaxFuture 0.5 s",
+			Options{MaxFuture: 500 * time.Millisecond},
+			power(350, t0.Add(time.Second)),
+			want{reasons: map[string]int64{ReasonFuture: 1}},
+		},
+		{"a year ahead, future check off", Options{MaxFuture: -1}, power(350, t0.Add(365*24*time.Hour)), want{points: 1}},
+		{"10 years old, age check off", Options{MaxAge: -1}, power(350, t0.Add(-3650*24*time.Hour)), want{points: 1}},
+		{
+			"negative power",
+			Options{},
+			power(-5, t0),
+			want{reasons: map[string]int64{ReasonNegative: 1}, first: `metric "hw.power": negative energy or power (-5 W)`},
+		},
+		{
+			"1.5 MW",
+			Options{},
+			power(1.5e6, t0),
+			want{reasons: map[string]int64{ReasonMaxPower: 1}, first: `(1.5e+06 W is above 1e+06 W)`},
+		},
+		{"1.5 MW, limit off", Options{MaxPowerW: -1}, power(1.5e6, t0), want{points: 1}},
+		{"500 W, limit 400 W", Options{MaxPowerW: 400}, power(500, t0), want{reasons: map[string]int64{ReasonMaxPower: 1}}},
+		{"negative energy", Options{}, energy(-1, true), want{reasons: map[string]int64{ReasonNegative: 1}, first: `(-1 J)`}},
+		{"negative energy total", Options{}, energy(-1, false), want{reasons: map[string]int64{ReasonNegative: 1}}},
+		{
+			"30 MJ in 15 s",
+			Options{},
+			energy(30e6, true),
+			want{reasons: map[string]int64{ReasonMaxPower: 1}, first: `metric "hw.energy": power above the per-sensor limit (2e+06 W`},
+		},
+		{"30 MJ since the start", Options{}, energy(30e6, false), want{points: 1}},
+		{"generic negative values pass", Options{}, func(ms pmetric.MetricSlice) { gaugeDP(ms, "temperature").SetDoubleValue(-40) }, want{points: 1}},
+		{"good and bad together", Options{}, func(ms pmetric.MetricSlice) {
+			power(350, t0)(ms)
+			power(-1, t0)(ms)
+			power(350, t0.Add(time.Hour))(ms)
+			gaugeDP(ms, "fan").SetDoubleValue(1)
+		}, want{points: 2, reasons: map[string]int64{ReasonNegative: 1, ReasonFuture: 1}, first: "negative"}},
+		{
+			"cardinality",
+			Options{Admit: func(p *write.Point) bool { return p.Name() != semconv.MeasurementPower }},
+			func(ms pmetric.MetricSlice) {
+				power(350, t0)(ms)
+				energy(5250, true)(ms)
+				gaugeDP(ms, "fan").SetDoubleValue(1)
+			},
+			want{points: 1, reasons: map[string]int64{ReasonCardinality: 2}, first: `metric "hw.power": cardinality limit (new series of power: the sender`},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			md := pmetric.NewMetrics()
+			ms := otelHost(md, map[string]string{semconv.AttrHostName: "h", semconv.AttrHostCPUModel: "x"})
+			tt.build(ms)
+			opts := tt.opts
+			opts.Now = atT0.Now
+			points, stats := opts.Convert(md)
+			var n int64
+			for _, c := range tt.want.reasons {
+				n += c
+			}
+			if len(points) != tt.want.points || stats.Rejected != n || !cmp.Equal(tt.want.reasons, stats.Reasons) {
+				t.Errorf("%d points, %d rejected %v; want %d points, %v", len(points), stats.Rejected, stats.Reasons, tt.want.points, tt.want.reasons)
+			}
+			if !strings.Contains(stats.FirstError, tt.want.first) {
+				t.Errorf("FirstError %q, want it to contain %q", stats.FirstError, tt.want.first)
+			}
+		})
+	}
+}
+
+func TestConvertNoType(t *testing.T) {
+	t.Parallel()
+	md := pmetric.NewMetrics()
+	ms := otelHost(md, map[string]string{semconv.AttrHostName: "h"})
+	ms.AppendEmpty().SetName("empty")
+	gaugeDP(ms, "g").SetDoubleValue(1)
+	points, stats := atT0.Convert(md)
+	want := Stats{DataPoints: 1, Ignored: 1, FirstError: `metric "empty": ` + ReasonNoType}
+	if diff := cmp.Diff(want, stats); len(points) != 1 || diff != "" {
+		t.Errorf("%d points, stats (-want +got):\n%s", len(points), diff)
+	}
+}
+
+// TestConvertDefaultClock: Convert checks times against the real clock.
+func TestConvertDefaultClock(t *testing.T) {
+	t.Parallel()
+	md := pmetric.NewMetrics()
+	ms := otelHost(md, map[string]string{semconv.AttrHostName: "h"})
+	now := gaugeDP(ms, "now")
+	now.SetDoubleValue(1)
+	now.SetTimestamp(ts(time.Now()))
+	gaugeDP(ms, "then").SetDoubleValue(1) // at t0, long ago
+	points, stats := Convert(md)
+	if len(points) != 1 || stats.Reasons[ReasonTooOld] != 1 {
+		t.Errorf("%d points, reasons %v; want 1 point and 1 too old", len(points), stats.Reasons)
+	}
+}
+
 // FuzzConvert decodes random bytes as an OTLP export request and converts it: whatever a
 // sender puts on the wire, Convert must not panic, and every point it returns must be writable.
 func FuzzConvert(f *testing.F) {
@@ -472,6 +613,20 @@ func FuzzConvert(f *testing.F) {
 			agentPayload(md.ResourceMetrics(), host{name: "h"}, intelSensors[:1], 0, true)
 		},
 		func(md pmetric.Metrics) { agentPayload(md.ResourceMetrics(), intelHost, intelSensors[:1], 0, false) },
+		func(md pmetric.Metrics) {
+			// Out of bounds: in the future, too old, negative and absurd power.
+			ms := otelHost(md, map[string]string{semconv.AttrHostName: "h"})
+			gaugeDP(ms, semconv.MetricPower).SetDoubleValue(-1)
+			gaugeDP(ms, semconv.MetricPower).SetDoubleValue(2e6)
+			e := sumDP(ms, semconv.MetricEnergy, true)
+			e.SetDoubleValue(1e9)
+			g := gaugeDP(ms, "g")
+			g.SetDoubleValue(1)
+			g.SetTimestamp(ts(t0.Add(time.Hour)))
+			o := gaugeDP(ms, "o")
+			o.SetDoubleValue(1)
+			o.SetTimestamp(ts(t0.Add(-100 * 24 * time.Hour)))
+		},
 		func(md pmetric.Metrics) {
 			ms := otelHost(md, map[string]string{semconv.AttrHostName: "h"})
 			gaugeDP(ms, "g").SetDoubleValue(1)
@@ -496,11 +651,24 @@ func FuzzConvert(f *testing.F) {
 		if err := req.UnmarshalProto(data); err != nil {
 			return
 		}
-		points, stats := Convert(req.Metrics())
+		points, stats := atT0.Convert(req.Metrics())
 		if stats.Rejected > stats.DataPoints {
 			t.Fatalf("rejected %d of %d data points", stats.Rejected, stats.DataPoints)
 		}
+		lo, hi := t0.Add(-DefaultMaxAge), t0.Add(DefaultMaxFuture)
 		for _, p := range points {
+			if p.Time().Before(lo) || p.Time().After(hi) {
+				t.Fatalf("point at %s outside [%s, %s]", p.Time(), lo, hi)
+			}
+			if p.Name() == semconv.MeasurementPower {
+				for _, fl := range p.FieldList() {
+					x, ok := fl.Value.(float64)
+					if ok && (fl.Key == semconv.FieldPower || fl.Key == semconv.FieldEnergy || fl.Key == semconv.FieldEnergyTotal) &&
+						(x < 0 || fl.Key == semconv.FieldPower && x > DefaultMaxPowerW) {
+						t.Fatalf("absurd %s = %g", fl.Key, x)
+					}
+				}
+			}
 			if len(p.FieldList()) == 0 {
 				t.Fatalf("point without fields: %s", write.PointToLineProtocol(p, time.Millisecond))
 			}
@@ -529,7 +697,7 @@ func BenchmarkConvert(b *testing.B) {
 		b.Run(fmt.Sprintf("hosts=%d", hosts), func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				points, _ := Convert(md)
+				points, _ := atT0.Convert(md)
 				if len(points) == 0 {
 					b.Fatal("no points")
 				}

@@ -40,6 +40,13 @@ type Options struct {
 	Bucket string // 2.x bucket; "db" or "db/rp" on 1.x
 	// Timeout bounds each HTTP request; 0 means 20 s.
 	Timeout time.Duration
+	// Latency, when set, observes the duration of every write request, s, failed or not.
+	Latency Observer
+}
+
+// Observer records one value; *promtext.Hist is one.
+type Observer interface {
+	Observe(v float64)
 }
 
 // Writer writes points to one bucket. It is safe for concurrent use; each Write uses its own
@@ -81,7 +88,9 @@ func (w *Writer) Target() string { return w.opts.URL + " bucket " + w.opts.Bucke
 func (w *Writer) Write(ctx context.Context, points []*write.Point) error {
 	var permanent error
 	for chunk := range chunks(points, MaxLines) {
+		start := time.Now()
 		err := w.api.WritePoint(ctx, chunk...)
+		w.observe(start)
 		if err == nil {
 			continue
 		}
@@ -105,10 +114,19 @@ func (w *Writer) WriteLines(ctx context.Context, lines []string) error {
 	if len(lines) == 0 {
 		return nil
 	}
-	if err := w.api.WriteRecord(ctx, lines...); err != nil {
+	start := time.Now()
+	err := w.api.WriteRecord(ctx, lines...)
+	w.observe(start)
+	if err != nil {
 		return w.classify(err, len(lines))
 	}
 	return nil
+}
+
+func (w *Writer) observe(start time.Time) {
+	if w.opts.Latency != nil {
+		w.opts.Latency.Observe(time.Since(start).Seconds())
+	}
 }
 
 func chunks(points []*write.Point, n int) func(func([]*write.Point) bool) {

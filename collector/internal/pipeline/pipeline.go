@@ -1,5 +1,6 @@
 // Package pipeline joins the collector's stages: OTLP metrics from the receiver are converted
-// to InfluxDB points and written, synchronously, so that the receiver acknowledges a request
+// to InfluxDB points (data points out of bounds rejected: times too far ahead or behind,
+// absurd power), limited to each sender's series budget (package limit) and written, synchronously, so that the receiver acknowledges a request
 // only once its points are stored: in InfluxDB through a Batcher, or durable in the
 // write-ahead log through wal.Writer, whose drainer then writes them to InfluxDB. It counts
 // what passes through (Stats) and logs write failures at most once per interval, however many
@@ -9,6 +10,7 @@ package pipeline
 import (
 	"context"
 	"log/slog"
+	"maps"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -16,8 +18,10 @@ import (
 	"github.com/influxdata/influxdb-client-go/v2/api/write"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 
+	"github.com/fleetwatt/fleetwatt/collector/internal/auth"
 	"github.com/fleetwatt/fleetwatt/collector/internal/convert"
 	"github.com/fleetwatt/fleetwatt/collector/internal/influx"
+	"github.com/fleetwatt/fleetwatt/collector/internal/limit"
 	"github.com/fleetwatt/fleetwatt/collector/internal/receive"
 )
 
@@ -34,8 +38,10 @@ const DefaultLogInterval = 30 * time.Second
 
 // Pipeline converts and writes OTLP metrics. It is a receive.Consumer.
 type Pipeline struct {
-	w   Writer
-	log *slog.Logger
+	w      Writer
+	log    *slog.Logger
+	conv   convert.Options
+	series *limit.Series // nil: no series limit
 
 	requests       atomic.Int64
 	dataPoints     atomic.Int64
@@ -45,13 +51,44 @@ type Pipeline struct {
 	permanentFails atomic.Int64
 	pointsRefused  atomic.Int64
 	failLog        failureLog
+
+	reasonsMu sync.Mutex
+	reasons   map[string]int64 // rejected data points by convert.Reason*
 }
 
 var _ receive.Consumer = (*Pipeline)(nil)
 
-// New returns a pipeline writing to w and logging to log.
+// Options bound what the pipeline accepts. The zero value means every default: data points
+// more than 10 min ahead of or 90 days behind the collector's clock, or with negative or
+// above 1 MW power, are rejected (convert.Options), and each sender may write 100,000
+// distinct series (limit.Options).
+type Options struct {
+	Convert convert.Options
+	Series  limit.Options
+	// NoSeriesLimit turns the series limit off.
+	NoSeriesLimit bool
+}
+
+// New returns a pipeline writing to w and logging to log, with the default Options.
 func New(w Writer, log *slog.Logger) *Pipeline {
-	return &Pipeline{w: w, log: log, failLog: failureLog{interval: DefaultLogInterval, now: time.Now}}
+	return NewWithOptions(w, log, Options{})
+}
+
+// NewWithOptions returns a pipeline writing to w and logging to log.
+func NewWithOptions(w Writer, log *slog.Logger, o Options) *Pipeline {
+	p := &Pipeline{w: w, log: log, conv: o.Convert, failLog: failureLog{interval: DefaultLogInterval, now: time.Now}}
+	if !o.NoSeriesLimit {
+		p.series = limit.New(o.Series)
+	}
+	return p
+}
+
+// principal names the sender of the request in ctx, for the series limit.
+func principal(ctx context.Context) string {
+	if pr, ok := auth.FromContext(ctx); ok && pr.Name != "" {
+		return pr.Name
+	}
+	return limit.Anonymous
 }
 
 // Stats are the pipeline's counters since it started.
@@ -63,6 +100,9 @@ type Stats struct {
 	WriteFailures      int64 // requests whose write failed (the sender retries or drops)
 	PermanentFailures  int64 // of those, failures the sender must not retry
 	PointsRefused      int64 // points in permanently failed writes: lost
+	// RejectedByReason splits DataPointsRejected by the conversion's reason (convert.Reason*);
+	// nil while there are none.
+	RejectedByReason map[string]int64
 }
 
 // Stats returns the counters.
@@ -75,15 +115,42 @@ func (p *Pipeline) Stats() Stats {
 		WriteFailures:      p.writeFailures.Load(),
 		PermanentFailures:  p.permanentFails.Load(),
 		PointsRefused:      p.pointsRefused.Load(),
+		RejectedByReason:   p.rejectedByReason(),
 	}
 }
 
+func (p *Pipeline) rejectedByReason() map[string]int64 {
+	p.reasonsMu.Lock()
+	defer p.reasonsMu.Unlock()
+	if len(p.reasons) == 0 {
+		return nil
+	}
+	return maps.Clone(p.reasons)
+}
+
 // ConsumeMetrics converts md and writes the points, returning once InfluxDB has answered.
+// Points of new series beyond the sender's limit are rejected, like data points out of
+// bounds, and reported in the Result.
 func (p *Pipeline) ConsumeMetrics(ctx context.Context, md pmetric.Metrics) (receive.Result, error) {
 	p.requests.Add(1)
-	points, cs := convert.Convert(md)
+	opts := p.conv
+	if p.series != nil {
+		name := principal(ctx)
+		opts.Admit = func(pt *write.Point) bool { return p.series.Admit(name, pt) }
+	}
+	points, cs := opts.Convert(md)
 	p.dataPoints.Add(cs.DataPoints)
 	p.rejected.Add(cs.Rejected)
+	if len(cs.Reasons) > 0 {
+		p.reasonsMu.Lock()
+		if p.reasons == nil {
+			p.reasons = make(map[string]int64)
+		}
+		for r, n := range cs.Reasons {
+			p.reasons[r] += n
+		}
+		p.reasonsMu.Unlock()
+	}
 	res := receive.Result{RejectedDataPoints: cs.Rejected, ErrorMessage: cs.FirstError}
 	if len(points) == 0 {
 		return res, nil

@@ -18,8 +18,10 @@ import (
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
 
+	"github.com/fleetwatt/fleetwatt/collector/internal/auth"
 	"github.com/fleetwatt/fleetwatt/collector/internal/convert"
 	"github.com/fleetwatt/fleetwatt/collector/internal/influx"
+	"github.com/fleetwatt/fleetwatt/collector/internal/limit"
 	"github.com/fleetwatt/fleetwatt/collector/internal/receive"
 	"github.com/fleetwatt/fleetwatt/internal/semconv"
 )
@@ -40,7 +42,8 @@ func (w *fakeWriter) Write(_ context.Context, points []*write.Point) error {
 	return nil
 }
 
-var t0 = time.Date(2025, 3, 1, 12, 0, 15, 0, time.UTC)
+// t0 is recent: the pipeline checks timestamps against the real clock.
+var t0 = time.Now().Truncate(time.Second)
 
 // agentMetrics is one interval of one host as fleetwatt-agent sends it: sensors power sensors
 // (hw.energy delta + hw.power) and the 7 CPU modes, plus utilization.
@@ -112,7 +115,10 @@ func TestConsumeCounts(t *testing.T) {
 		t.Errorf("result (-want +got):\n%s", diff)
 	}
 	// 2 power points, 1 cpu point, 1 host point.
-	wantStats := Stats{Requests: 1, DataPoints: 4 + 7 + 1 + 1, DataPointsRejected: 1, PointsWritten: 4}
+	wantStats := Stats{
+		Requests: 1, DataPoints: 4 + 7 + 1 + 1, DataPointsRejected: 1, PointsWritten: 4,
+		RejectedByReason: map[string]int64{convert.ReasonNotFinite: 1},
+	}
 	if diff := cmp.Diff(wantStats, p.Stats()); diff != "" {
 		t.Errorf("stats (-want +got):\n%s", diff)
 	}
@@ -210,5 +216,68 @@ func BenchmarkDecodeConvert(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// TestSeriesLimit: each token has its own series budget; beyond it, new series are rejected
+// and counted while the series it already writes keep flowing.
+func TestSeriesLimit(t *testing.T) {
+	t.Parallel()
+	w := &fakeWriter{}
+	p := NewWithOptions(w, slog.New(slog.DiscardHandler), Options{Series: limit.Options{MaxSeries: 3}})
+	a := auth.NewContext(t.Context(), auth.Principal{Name: "a"})
+	send := func(ctx context.Context, host string, sensors int) receive.Result {
+		t.Helper()
+		md := pmetric.NewMetrics()
+		agentMetrics(md, host, sensors)
+		res, err := p.ConsumeMetrics(ctx, md)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	// 1 sensor: power, cpu and host points, 3 series.
+	if res := send(a, "h1", 1); res.RejectedDataPoints != 0 {
+		t.Fatalf("first request: %+v", res)
+	}
+	// A second sensor is a fourth series: its 2 data points are rejected, the rest stored.
+	written := w.points
+	res := send(a, "h1", 2)
+	if res.RejectedDataPoints != 2 || !strings.Contains(res.ErrorMessage, convert.ReasonCardinality) {
+		t.Errorf("over the limit: %+v", res)
+	}
+	if got := w.points - written; got != 3 {
+		t.Errorf("over the limit: %d points written, want 3", got)
+	}
+	// Another token, and anonymous senders, have budgets of their own.
+	if res := send(auth.NewContext(t.Context(), auth.Principal{Name: "b"}), "h1", 1); res.RejectedDataPoints != 0 {
+		t.Errorf("token b: %+v", res)
+	}
+	if res := send(t.Context(), "h1", 1); res.RejectedDataPoints != 0 {
+		t.Errorf("anonymous: %+v", res)
+	}
+	if got := p.Stats().RejectedByReason[convert.ReasonCardinality]; got != 2 {
+		t.Errorf("RejectedByReason[%q] = %d, want 2", convert.ReasonCardinality, got)
+	}
+	// Off: no limit.
+	p = NewWithOptions(w, slog.New(slog.DiscardHandler), Options{Series: limit.Options{MaxSeries: 1}, NoSeriesLimit: true})
+	if res := send(a, "h1", 4); res.RejectedDataPoints != 0 {
+		t.Errorf("without a limit: %+v", res)
+	}
+}
+
+// TestBounds: the pipeline rejects data points out of the conversion's bounds.
+func TestBounds(t *testing.T) {
+	t.Parallel()
+	w := &fakeWriter{}
+	p := NewWithOptions(w, slog.New(slog.DiscardHandler), Options{Convert: convert.Options{MaxPowerW: 1000}})
+	md := pmetric.NewMetrics()
+	agentMetrics(md, "h1", 1) // hw.power 1500 W; hw.energy 1500 J over 15 s, 100 W
+	res, err := p.ConsumeMetrics(t.Context(), md)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.RejectedDataPoints != 1 || !strings.Contains(res.ErrorMessage, convert.ReasonMaxPower) {
+		t.Errorf("1500 W with a 1000 W limit: %+v", res)
 	}
 }
