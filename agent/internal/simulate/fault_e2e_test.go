@@ -149,7 +149,7 @@ func TestNothingLostThroughFaults(t *testing.T) {
 	t.Logf("%d energy points and %.0f J produced; the same in InfluxDB after the outage and a SIGKILL", want.points, want.joules)
 }
 
-func buildCollector(t *testing.T) string {
+func buildCollector(t testing.TB) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "fleetwatt-collector")
 	build := exec.Command("go", "build", "-o", bin, "github.com/fleetwatt/fleetwatt/collector")
@@ -167,12 +167,12 @@ type proc struct {
 
 // startProc starts the collector and waits until it answers /healthz on listen (it is alive;
 // /readyz would wait for InfluxDB).
-func startProc(t *testing.T, bin, listen string, args ...string) *proc {
+func startProc(t testing.TB, bin, listen string, args ...string) *proc {
 	return startProcTLS(t, bin, "http://"+listen, http.DefaultClient, args...)
 }
 
 // startProcTLS is startProc for a listener at base, reached with client.
-func startProcTLS(t *testing.T, bin, base string, client *http.Client, args ...string) *proc {
+func startProcTLS(t testing.TB, bin, base string, client *http.Client, args ...string) *proc {
 	t.Helper()
 	p := &proc{cmd: exec.Command(bin, args...), logs: &bytes.Buffer{}}
 	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs

@@ -246,7 +246,7 @@ func run(t *testing.T, bin string, args ...string) []byte {
 	return stdout.Bytes()
 }
 
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
