@@ -239,6 +239,8 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		GRPCAddr: cfg.OTLP.GRPC, HTTPAddr: cfg.OTLP.HTTP, TLS: rtls, Auth: authn, RetryAfter: retryAfter,
 	}, p, log)
 	mx.pipeline, mx.receiver = p, rcv
+	stopSelfReport := selfReport(ctx, mx, store, selfReportEvery, log)
+	defer stopSelfReport()
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
