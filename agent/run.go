@@ -30,6 +30,9 @@ import (
 // shutdownTimeout bounds the final flush to the collector.
 const shutdownTimeout = 15 * time.Second
 
+// selfEvery is how often the agent's own counters go with its data.
+const selfEvery = time.Minute
+
 // run collects and sends every cfg.Interval until ctx ends, then sends what is left.
 func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	fs := sysfs.New(cfg.Root)
@@ -98,6 +101,7 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { sender.Run(sendCtx) })
 
+	started, selfSent := time.Now(), time.Time{}
 	coll.Collect(ctx) // the baseline: counters are only meaningful as differences
 	ticker := time.NewTicker(time.Duration(cfg.Interval))
 	defer ticker.Stop()
@@ -107,7 +111,16 @@ loop:
 		case <-ctx.Done():
 			break loop
 		case <-ticker.C:
-			sender.Enqueue(builder.Build(coll.Collect(ctx)))
+			s := coll.Collect(ctx)
+			rm := builder.Build(s)
+			if rm != nil && s.At.Sub(selfSent) >= selfEvery {
+				// The agent's own counters travel with its data once a minute, so a drop shows
+				// in InfluxDB too.
+				rm.ScopeMetrics[0].Metrics = append(rm.ScopeMetrics[0].Metrics,
+					selfmon.Metrics(selfmon.Sources{Sender: sender, Collector: coll, Version: version}, started, s.At)...)
+				selfSent = s.At
+			}
+			sender.Enqueue(rm)
 		}
 	}
 
