@@ -67,6 +67,7 @@ func (m *metrics) write(w *promtext.Writer) {
 		w.Family(prefix+"auth_refusals_total", "Export requests refused by authentication, by reason.", promtext.Counter)
 		w.Sample(prefix+"auth_refusals_total", float64(s.Unauthenticated), "reason", "unauthenticated")
 		w.Sample(prefix+"auth_refusals_total", float64(s.Forbidden), "reason", "forbidden")
+		w.Counter(prefix+"busy_refusals_total", "Export requests answered \"try later\" because the most requests allowed at once were being processed.", float64(s.Busy))
 	}
 	w.Histogram(prefix+"influx_write_duration_seconds", "Duration of InfluxDB write requests, failed or not, s.", m.influxLatency)
 

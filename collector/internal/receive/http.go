@@ -54,6 +54,12 @@ func (r *Receiver) serveMetrics(w http.ResponseWriter, req *http.Request) {
 	if ct == contentTypeProtobuf {
 		respType = contentTypeProtobuf
 	}
+	if !r.acquire() {
+		w.Header().Set("Retry-After", strconv.Itoa(int(r.cfg.RetryAfter.Seconds())))
+		writeStatus(w, respType, http.StatusServiceUnavailable, codes.Unavailable, errBusy)
+		return
+	}
+	defer r.release()
 	// Refuse a sender without a valid token before reading what may be megabytes of body.
 	ctx, refused := r.authenticate(req.Context(), req.Header.Get("Authorization"))
 	if refused != nil {

@@ -68,6 +68,11 @@ type Config struct {
 	// Auth, when set, checks every request's bearer token and the regions it writes before
 	// the request is consumed; nil accepts every request.
 	Auth Authenticator
+	// MaxInFlight bounds the requests being decoded, converted and stored at once, over both
+	// receivers; beyond it a request is answered "try later" (HTTP 503, gRPC
+	// RESOURCE_EXHAUSTED) at once. With MaxRequestBytes it bounds the memory requests take.
+	// 0 means DefaultMaxInFlight.
+	MaxInFlight int
 }
 
 // Authenticator decides who sent a request and whether they may write its data.
@@ -87,6 +92,7 @@ var _ Authenticator = (*auth.Tokens)(nil)
 type Stats struct {
 	Unauthenticated uint64 // requests without a valid token
 	Forbidden       uint64 // requests with data for a region their token may not write
+	Busy            uint64 // requests refused because MaxInFlight were being processed
 }
 
 // Defaults.
@@ -110,7 +116,29 @@ type Receiver struct {
 	wg       sync.WaitGroup
 
 	unauthenticated, forbidden atomic.Uint64
+	inFlight                   chan struct{} // a token per request being processed
+	busy                       atomic.Uint64 // requests refused because MaxInFlight were in flight
 }
+
+// DefaultMaxInFlight is the default bound on requests processed at once: with 16 MiB
+// requests, at most about 1 GiB of request data in memory.
+const DefaultMaxInFlight = 64
+
+// errBusy is the answer when MaxInFlight requests are already being processed.
+const errBusy = "the collector is busy: too many requests at once; retry later"
+
+// acquire takes an in-flight slot without waiting; release gives it back.
+func (r *Receiver) acquire() bool {
+	select {
+	case r.inFlight <- struct{}{}:
+		return true
+	default:
+		r.busy.Add(1)
+		return false
+	}
+}
+
+func (r *Receiver) release() { <-r.inFlight }
 
 // New returns a receiver that hands every request to next.
 func New(cfg Config, next Consumer, log *slog.Logger) *Receiver {
@@ -120,7 +148,10 @@ func New(cfg Config, next Consumer, log *slog.Logger) *Receiver {
 	if cfg.RetryAfter <= 0 {
 		cfg.RetryAfter = DefaultRetryAfter
 	}
-	return &Receiver{cfg: cfg, next: next, log: log}
+	if cfg.MaxInFlight <= 0 {
+		cfg.MaxInFlight = DefaultMaxInFlight
+	}
+	return &Receiver{cfg: cfg, next: next, log: log, inFlight: make(chan struct{}, cfg.MaxInFlight)}
 }
 
 // Start listens on the configured addresses and serves in the background. Errors binding
@@ -193,7 +224,7 @@ func (r *Receiver) HTTPAddr() net.Addr { return r.httpAddr }
 
 // Stats returns the counters since New.
 func (r *Receiver) Stats() Stats {
-	return Stats{Unauthenticated: r.unauthenticated.Load(), Forbidden: r.forbidden.Load()}
+	return Stats{Unauthenticated: r.unauthenticated.Load(), Forbidden: r.forbidden.Load(), Busy: r.busy.Load()}
 }
 
 // Shutdown stops accepting requests and waits for those in flight to finish (their data
@@ -326,6 +357,10 @@ type grpcServer struct {
 var _ pmetricotlp.GRPCServer = (*grpcServer)(nil)
 
 func (s *grpcServer) Export(ctx context.Context, req pmetricotlp.ExportRequest) (pmetricotlp.ExportResponse, error) {
+	if !s.r.acquire() {
+		return pmetricotlp.NewExportResponse(), status.Error(codes.ResourceExhausted, errBusy)
+	}
+	defer s.r.release()
 	var header string
 	if v := metadata.ValueFromIncomingContext(ctx, "authorization"); len(v) > 0 {
 		header = v[0]
