@@ -242,7 +242,7 @@ func TestEndToEnd(t *testing.T) {
 	if err := status(ctx, s.Client(), config.Influx{URL: s.URL, Bucket: s.Bucket()}, 10*time.Minute, &out, time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"HOST", "cpu-package W", "arm-1", "arm64", "Neoverse-V2", "cn-hangzhou", "15.0%", " ago", "1 hosts"} {
+	for _, want := range []string{"HOST", "cpu-package W", "arm-1", "arm64", "Neoverse-V2", "cn-hangzhou", "15.0%", " ago", "1 host, data from"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("status output lacks %q:\n%s", want, out.String())
 		}

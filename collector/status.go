@@ -169,8 +169,16 @@ func status(ctx context.Context, c *influxql.Client, ic config.Influx, since tim
 		return nil
 	}
 	printStatus(out, hosts, now)
-	fmt.Fprintf(out, "\n%d hosts, data from the last %s (influxdb %s, database %s)\n", len(hosts), shortDuration(since), ic.URL, ic.Bucket)
+	fmt.Fprintf(out, "\n%s, data from the last %s (influxdb %s, database %s)\n", plural(len(hosts), "host"), shortDuration(since), ic.URL, ic.Bucket)
 	return nil
+}
+
+// plural writes "1 host", "2 hosts".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }
 
 // number returns the value of column col in row i of s.
