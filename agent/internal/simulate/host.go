@@ -64,6 +64,7 @@ type Host struct {
 	ops    float64       // work since the host started
 	opsAt  time.Time     // when ops started counting
 	opsPrv float64       // ops at the previous sample
+	idle   idleTotals    // time and entries per idle state since the first reading
 }
 
 var _ sensor.Source = (*Host)(nil)
@@ -115,6 +116,7 @@ func (h *Host) Identity() identity.Host {
 		Cores:          h.Group.Cores / tpc,
 		LogicalCPUs:    h.Group.Cores,
 		ThreadsPerCore: tpc,
+		NominalHz:      h.Group.clocks().NominalHz,
 	}
 }
 

@@ -261,6 +261,7 @@ func TestSampleAsTheAgentSendsIt(t *testing.T) {
 		semconv.AttrCloudRegion: "cn-hangzhou", semconv.AttrCloudZone: "cn-hangzhou-h",
 		semconv.AttrServiceName: "fleetwatt-agent", semconv.AttrServiceVersion: "v9",
 		semconv.AttrOSType: "linux", semconv.AttrAgentInterval: "300", semconv.AttrVirtual: "false",
+		semconv.AttrNominalHz: "2.45e+09",
 	}
 	if diff := cmp.Diff(want, res); diff != "" {
 		t.Errorf("resource (-want +got):\n%s", diff)
@@ -284,7 +285,10 @@ func TestSampleAsTheAgentSendsIt(t *testing.T) {
 			t.Errorf("hw.energy from %v to %v", p.StartTime, p.Time)
 		}
 	}
-	wantNames := []string{semconv.MetricEnergy, semconv.MetricPower, semconv.MetricCPUTime, semconv.MetricCPUUtilization, semconv.MetricWork}
+	wantNames := []string{
+		semconv.MetricEnergy, semconv.MetricPower, semconv.MetricCPUTime, semconv.MetricCPUUtilization,
+		semconv.MetricCPUFrequency, semconv.MetricCPUIdleTime, semconv.MetricCPUIdleUsage, semconv.MetricWork,
+	}
 	if diff := cmp.Diff(wantNames, names); diff != "" {
 		t.Errorf("metrics (-want +got):\n%s", diff)
 	}

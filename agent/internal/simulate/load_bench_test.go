@@ -109,7 +109,9 @@ func BenchmarkLoad(b *testing.B) {
 		}
 		b.ReportMetric(float64(delivered)/elapsed.Seconds(), "energy-points/s")
 		b.ReportMetric(float64(per*2*len(regions)), "hosts")
-		b.ReportMetric(peakRSSMiB(b, c.cmd.Process.Pid), "collector-peak-MiB")
+		peak := peakRSSMiB(b, c.cmd.Process.Pid)
+		b.ReportMetric(peak, "collector-peak-MiB")
+		b.ReportMetric(peak, "MB-rss") // the same peak, MiB, under the unit of make bench's table
 	}
 }
 

@@ -135,10 +135,11 @@ func PlanBackfill(hosts []*Host, now time.Time, d, interval time.Duration) Plan 
 
 // pointsPerInterval is the number of data points export.Builder makes of one host's sample:
 // hw.energy and hw.power for the one reading, system.cpu.time for each of the 7 modes,
-// system.cpu.utilization, and fleetwatt.work.operations when the host does work. The
+// system.cpu.utilization, system.cpu.frequency, fleetwatt.cpu.idle_state.time and .usage for
+// each of the 2 idle states, and fleetwatt.work.operations when the host does work. The
 // backfill test checks it against what a receiver decodes.
 func pointsPerInterval(h *Host) int {
-	n := 2 + 7 + 1
+	n := 2 + 7 + 1 + 1 + 2*2
 	if h.Group.OpsPerCoreSecond > 0 {
 		n++
 	}
@@ -177,6 +178,11 @@ func (v *vhost) step(ctx context.Context, t time.Time) *metricdata.ResourceMetri
 	prev := v.at
 	v.advance(t)
 	s := v.coll.Collect(ctx)
+	if s.CPU != nil {
+		// Frequency and idle states go where the agent's cpufreq and cpuidle readers put
+		// theirs: into the sample, for the same builder.
+		s.Freq, s.Idle = v.cpuState(prev, t, s.CPU.All.Idle, s.CPU.Utilization())
+	}
 	if s.CPU != nil && v.Group.OpsPerCoreSecond > 0 {
 		s.Work = &collect.Work{Start: prev, End: t, Ops: v.ops - v.opsPrv, TotalOps: v.ops, Since: v.opsAt}
 		v.opsPrv = v.ops

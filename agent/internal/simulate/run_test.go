@@ -142,9 +142,9 @@ func TestBackfillEndToEnd(t *testing.T) {
 	if err := Run(context.Background(), opts, discard); err != nil {
 		t.Fatal(err)
 	}
-	// 6 h at the backfill default of 5 min: 72 intervals; 11 points per interval on the ARM
-	// hosts (with work), 10 on the x86 ones (without).
-	const want = 72 * (3*11 + 3*10)
+	// 6 h at the backfill default of 5 min: 72 intervals; 16 points per interval on the ARM
+	// hosts (with work), 15 on the x86 ones (without).
+	const want = 72 * (3*16 + 3*15)
 	if got := r.points.Load(); got != want {
 		t.Errorf("received %d points, want %d", got, want)
 	}
@@ -176,9 +176,9 @@ func TestBackfillEndToEnd(t *testing.T) {
 	}
 	out := prog.String()
 	for _, w := range []string{
-		"backfill 2026-03-09T06:00:00Z to 2026-03-09T12:00:00Z: 6 hosts × 72 intervals = 432 exports, 4,536 points expected\n",
-		"4,536/4,536 points  100.0%",
-		"backfill done: sent 4,536 of 4,536 points (100.0%)",
+		"backfill 2026-03-09T06:00:00Z to 2026-03-09T12:00:00Z: 6 hosts × 72 intervals = 432 exports, 6,696 points expected\n",
+		"6,696/6,696 points  100.0%",
+		"backfill done: sent 6,696 of 6,696 points (100.0%)",
 	} {
 		if !strings.Contains(out, w) {
 			t.Errorf("progress output lacks %q:\n%s", w, out)
@@ -219,7 +219,7 @@ func TestBackfillRetriesFailedExports(t *testing.T) {
 	if err := Run(context.Background(), opts, newTestLogger(&logs)); err != nil {
 		t.Fatal(err)
 	}
-	if got, want := r.points.Load(), int64(12*(3*11+3*10)); got != want {
+	if got, want := r.points.Load(), int64(12*(3*16+3*15)); got != want {
 		t.Errorf("received %d points, want %d", got, want)
 	}
 	for _, w := range []string{"export failed; retrying with backoff", "export recovered", "failed_exports=10"} {
