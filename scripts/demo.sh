@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The README's run command (`make demo`): start InfluxDB, the collector and an agent for this
 # host; backfill a week of the simulated six-region fleet; print the ARM-vs-x86 report and a
-# capacity plan; then keep everything running live until Ctrl-C. Everything runs on loopback;
-# data and logs go to .run/.
+# capacity plan; then keep everything running live until Ctrl-C, with the collector's web page
+# at http://127.0.0.1:8090/. Everything runs on loopback; data and logs go to .run/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -61,7 +61,7 @@ pids+=($!)
 wait_for "$influx_url/ping" "influxd"
 curl -fsS -XPOST "$influx_url/query" --data-urlencode 'q=CREATE DATABASE fleetwatt' >/dev/null
 
-echo "== fleetwatt-collector: OTLP on :4317 (gRPC) and :4318 (HTTP), health on :8090, write-ahead log in $run/wal"
+echo "== fleetwatt-collector: OTLP on :4317 (gRPC) and :4318 (HTTP), web page and API on :8090, write-ahead log in $run/wal"
 influx=(--influx-url "$influx_url" --influx-bucket fleetwatt/autogen)
 "$bin/fleetwatt-collector" "${influx[@]}" \
   --otlp-grpc 127.0.0.1:4317 --otlp-http 127.0.0.1:4318 --listen 127.0.0.1:8090 --wal-dir "$run/wal" \
@@ -116,7 +116,15 @@ Running:
   collector         OTLP 127.0.0.1:4317 (gRPC), 127.0.0.1:4318 (HTTP); health http://127.0.0.1:8090/readyz
   report (JSON)     http://127.0.0.1:8090/api/v1/report?since=$backfill
   plan (JSON)       http://127.0.0.1:8090/api/v1/plan?region=cn-hangzhou&from=amd64&to=arm64&since=$backfill
+  hosts (JSON)      http://127.0.0.1:8090/api/v1/hosts?since=10m
   logs              $run/log/
+
+==================================================================================
+  The web page:  http://127.0.0.1:8090/
+  the fleet, ARM vs x86 per region, power curves, cost and carbon, each host's
+  freshness and chart, and the capacity plan as a form
+==================================================================================
+
 Ctrl-C stops everything.
 TXT
 wait
