@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"slices"
 
+	"github.com/fleetwatt/fleetwatt/collector/internal/forward"
 	"github.com/fleetwatt/fleetwatt/collector/internal/pipeline"
 	"github.com/fleetwatt/fleetwatt/collector/internal/receive"
 	"github.com/fleetwatt/fleetwatt/collector/internal/wal"
@@ -19,16 +20,24 @@ var influxLatencyBuckets = []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1
 // metrics is the collector's own /metrics (docs/operations.md, "What to watch"). Its fields
 // are set in run() before the listener serves; the WAL ones stay nil without a WAL.
 type metrics struct {
-	influxLatency *promtext.Hist
-	pipeline      *pipeline.Pipeline
-	receiver      *receive.Receiver
-	wal           *wal.WAL
-	walWriter     *wal.Writer
-	drainer       *wal.Drainer
+	influxLatency  *promtext.Hist
+	forwardLatency *promtext.Hist
+	pipeline       *pipeline.Pipeline
+	receiver       *receive.Receiver
+	wal            *wal.WAL
+	walWriter      *wal.Writer
+	drainer        *wal.Drainer
+	forwardWriter  *forward.Writer  // set when forwarding, like forwarder
+	forwarder      *forward.Drainer // nil unless forwarding
 }
 
 func newMetrics() *metrics {
-	return &metrics{influxLatency: promtext.NewHist(influxLatencyBuckets...)}
+	return &metrics{
+		influxLatency: promtext.NewHist(influxLatencyBuckets...),
+		// The same bounds serve a request to a central collector: milliseconds nearby, a
+		// second or two across a continent, and the 30 s timeout.
+		forwardLatency: promtext.NewHist(append(slices.Clone(influxLatencyBuckets), 30)...),
+	}
 }
 
 // handler serves the counters in the Prometheus text format.
@@ -75,6 +84,7 @@ func (m *metrics) write(w *promtext.Writer) {
 		s := m.wal.Stats()
 		w.Gauge(prefix+"wal_bytes", "Write-ahead log segment bytes on disk, drained or not.", float64(s.Bytes))
 		w.Gauge(prefix+"wal_segments", "Write-ahead log segment files on disk.", float64(s.Segments))
+		w.Gauge(prefix+"wal_pending_bytes", "Write-ahead log bytes not yet drained: the backlog.", float64(s.PendingBytes))
 		w.Counter(prefix+"wal_appended_records_total", "Records appended to the write-ahead log.", float64(s.AppendedRecords))
 		w.Counter(prefix+"wal_appended_bytes_total", "Payload bytes appended to the write-ahead log.", float64(s.AppendedBytes))
 		w.Counter(prefix+"wal_syncs_total", "fsyncs of appended data.", float64(s.Syncs))
@@ -95,6 +105,26 @@ func (m *metrics) write(w *promtext.Writer) {
 		w.Counter(prefix+"drain_retries_total", "Retryable InfluxDB write failures, each followed by a backoff.", float64(s.Retries))
 		w.Counter(prefix+"drain_dead_lettered_points_total", "Points InfluxDB refused for good, written to the dead-letter file.", float64(s.DeadLetteredPoints))
 		w.Counter(prefix+"drain_commit_errors_total", "Checkpoint writes that failed (those points are written again).", float64(s.CommitErrors))
+	}
+	if m.forwardWriter != nil {
+		s := m.forwardWriter.Stats()
+		w.Counter(prefix+"forward_appended_records_total", "Accepted exports made durable in the write-ahead log, to be forwarded.", float64(s.AppendedRecords))
+	}
+	if m.forwarder != nil {
+		s := m.forwarder.Stats()
+		w.Counter(prefix+"forward_requests_total", "Requests sent to the central collector, retries and splits included.", float64(s.Requests))
+		w.Counter(prefix+"forward_sent_records_total", "Write-ahead log records (accepted exports) the central collector acknowledged.", float64(s.SentRecords))
+		w.Counter(prefix+"forward_sent_bytes_total", "Bytes of those records, before compression.", float64(s.SentBytes))
+		w.Counter(prefix+"forward_retries_total", "Failed requests to the central collector (unreachable, 429, 5xx, 401/403), each followed by a backoff.", float64(s.Retries))
+		w.Counter(prefix+"forward_dead_lettered_records_total", "Records the central collector refused for good (400, a single resource over 413), in the dead-letter file.", float64(s.DeadLetteredRecords))
+		w.Counter(prefix+"forward_rejected_data_points_total", "Data points the central collector left out of requests it took (OTLP partial success).", float64(s.RejectedDataPoints))
+		w.Counter(prefix+"forward_commit_errors_total", "Checkpoint writes that failed (those records are sent again).", float64(s.CommitErrors))
+		var last float64
+		if !s.LastSuccess.IsZero() {
+			last = float64(s.LastSuccess.UnixNano()) / 1e9
+		}
+		w.Gauge(prefix+"forward_last_success_timestamp_seconds", "Unix time the central collector last acknowledged a request; 0 before the first.", last)
+		w.Histogram(prefix+"forward_request_duration_seconds", "Duration of requests to the central collector, failed or not, s.", m.forwardLatency)
 	}
 }
 

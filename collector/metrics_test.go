@@ -132,6 +132,7 @@ func TestMetricsEndpoint(t *testing.T) {
 		prefix + "influx_write_duration_seconds":    promtext.Histogram,
 		prefix + "wal_bytes":                        promtext.Gauge,
 		prefix + "wal_segments":                     promtext.Gauge,
+		prefix + "wal_pending_bytes":                promtext.Gauge,
 		prefix + "wal_appended_records_total":       promtext.Counter,
 		prefix + "wal_appended_bytes_total":         promtext.Counter,
 		prefix + "wal_syncs_total":                  promtext.Counter,

@@ -17,9 +17,6 @@ import (
 	"github.com/fleetwatt/fleetwatt/internal/semconv"
 )
 
-// selfReportEvery is how often the collector stores its own counters in InfluxDB.
-const selfReportEvery = 30 * time.Second
-
 // selfReport stores the collector's own counters in InfluxDB every interval, as OTLP metrics of
 // the service fleetwatt-collector going through the same conversion as everyone's: the /metrics
 // exposition, read back, is the one source of the numbers. A failure is logged once per kind

@@ -184,14 +184,19 @@ type snapshot struct {
 	ticks    uint64            // all CPUs, all modes, USER_HZ
 }
 
-// counters returns what the counters may have held at t: the last snapshot completed by then,
-// and the next one too when t falls while it was being written.
+// readSlack is how long after a cycle's timestamp the agent may read a counter: it stamps
+// the cycle, then reads its sources one after the other, and on a loaded machine (the whole
+// suite on two cores) the operating system may run other work in between.
+const readSlack = 50 * time.Millisecond
+
+// counters returns what the counters may have held when the agent read them for a cycle
+// stamped t: the last snapshot completed by t, and every one written within readSlack after.
 func (m *machine) counters(t time.Time) []snapshot {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	i := sort.Search(len(m.history), func(i int) bool { return m.history[i].to.After(t) })
 	got := []snapshot{m.history[max(i-1, 0)]}
-	if i < len(m.history) && !m.history[i].from.After(t) {
+	for ; i < len(m.history) && !m.history[i].from.After(t.Add(readSlack)); i++ {
 		got = append(got, m.history[i])
 	}
 	return got

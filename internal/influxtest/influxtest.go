@@ -9,6 +9,7 @@ package influxtest
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -18,6 +19,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"syscall"
 	"testing"
@@ -41,13 +43,31 @@ type Server struct {
 	cmd  *exec.Cmd
 	done chan struct{}
 	log  string
+	http *http.Client // nil: the default
+}
+
+// Options change where and how StartWith runs influxd; the zero value is what Start does.
+type Options struct {
+	// Host is the address influxd binds its HTTP API and its RPC service to; "" means
+	// 127.0.0.1.
+	Host string
+	// HTTPPort and RPCPort are its ports; 0 means a port free on this machine's loopback. In
+	// another network namespace, where that says nothing, name them.
+	HTTPPort, RPCPort int
+	// Wrap goes before the influxd command line: {"ip", "netns", "exec", "NS"} runs it in the
+	// network namespace NS (ip execs influxd, so stopping it stops influxd).
+	Wrap []string
+	// HTTP is how the Server reaches influxd: for its readiness check, creating the
+	// database, and Client. nil means the default client; a test whose influxd runs in
+	// another network namespace passes one that dials there.
+	HTTP *http.Client
 }
 
 // Bucket is the database as the v2 write API names it on 1.8: "db/rp".
 func (s *Server) Bucket() string { return s.Database + "/autogen" }
 
 // Client returns an InfluxQL client for the server.
-func (s *Server) Client() *influxql.Client { return &influxql.Client{URL: s.URL} }
+func (s *Server) Client() *influxql.Client { return &influxql.Client{URL: s.URL, HTTP: s.http} }
 
 // Query runs an InfluxQL statement against the test's database and fails the test on error.
 func (s *Server) Query(t testing.TB, q string) []influxql.Series {
@@ -84,6 +104,12 @@ func Binary() (string, error) {
 // Start starts influxd for t with a database named "fleetwatt", and stops it at cleanup.
 func Start(t testing.TB) *Server {
 	t.Helper()
+	return StartWith(t, Options{})
+}
+
+// StartWith is Start with opts.
+func StartWith(t testing.TB, opts Options) *Server {
+	t.Helper()
 	bin, err := Binary()
 	if err != nil {
 		if os.Getenv("CI") == "true" {
@@ -91,7 +117,7 @@ func Start(t testing.TB) *Server {
 		}
 		t.Skipf("skipping: %v", err)
 	}
-	s, err := start(bin, t.TempDir(), "fleetwatt")
+	s, err := start(bin, t.TempDir(), "fleetwatt", opts)
 	if err != nil {
 		t.Fatalf("start influxd: %v", err)
 	}
@@ -109,11 +135,11 @@ func StartDir(dir, database string) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	return start(bin, dir, database)
+	return start(bin, dir, database, Options{})
 }
 
 const config = `reporting-disabled = true
-bind-address = "127.0.0.1:%d"
+bind-address = "%s"
 [meta]
   dir = "%s/meta"
   logging-enabled = false
@@ -128,22 +154,29 @@ bind-address = "127.0.0.1:%d"
 [logging]
   level = "warn"
 [http]
-  bind-address = "127.0.0.1:%d"
+  bind-address = "%s"
   log-enabled = false
   flux-enabled = true
 `
 
-func start(bin, dir, database string) (*Server, error) {
-	httpPort, err := freePort()
-	if err != nil {
-		return nil, err
+func start(bin, dir, database string, opts Options) (*Server, error) {
+	host := cmp.Or(opts.Host, "127.0.0.1")
+	httpPort, rpcPort := opts.HTTPPort, opts.RPCPort
+	var err error
+	if httpPort == 0 {
+		if httpPort, err = freePort(); err != nil {
+			return nil, err
+		}
 	}
-	rpcPort, err := freePort()
-	if err != nil {
-		return nil, err
+	if rpcPort == 0 {
+		if rpcPort, err = freePort(); err != nil {
+			return nil, err
+		}
 	}
+	httpAddr := net.JoinHostPort(host, strconv.Itoa(httpPort))
+	rpcAddr := net.JoinHostPort(host, strconv.Itoa(rpcPort))
 	cfg := filepath.Join(dir, "influxdb.conf")
-	if err := os.WriteFile(cfg, fmt.Appendf(nil, config, rpcPort, dir, dir, dir, httpPort), 0o644); err != nil {
+	if err := os.WriteFile(cfg, fmt.Appendf(nil, config, rpcAddr, dir, dir, dir, httpAddr), 0o644); err != nil {
 		return nil, err
 	}
 	logPath := filepath.Join(dir, "influxd.log")
@@ -151,7 +184,8 @@ func start(bin, dir, database string) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(bin, "run", "-config", cfg)
+	argv := append(slices.Clone(opts.Wrap), bin, "run", "-config", cfg)
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
@@ -159,12 +193,13 @@ func start(bin, dir, database string) (*Server, error) {
 		return nil, fmt.Errorf("start %s: %w", bin, err)
 	}
 	s := &Server{
-		URL:      "http://127.0.0.1:" + strconv.Itoa(httpPort),
+		URL:      "http://" + httpAddr,
 		Database: database,
 		Dir:      dir,
 		cmd:      cmd,
 		done:     make(chan struct{}),
 		log:      logPath,
+		http:     opts.HTTP,
 	}
 	go func() {
 		_ = cmd.Wait()
@@ -188,6 +223,9 @@ func start(bin, dir, database string) (*Server, error) {
 func (s *Server) waitReady(timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	hc := &http.Client{Timeout: time.Second}
+	if s.http != nil {
+		hc.Transport = s.http.Transport
+	}
 	for {
 		select {
 		case <-s.done:

@@ -81,6 +81,21 @@ func (ca *CA) Server(t testing.TB, name string) Pair {
 	})
 }
 
+// ServerFor issues a server certificate for hosts, each an IP address or a DNS name (a
+// server on another network namespace's address, say). It may be called from parallel tests.
+func (ca *CA) ServerFor(t testing.TB, name string, hosts ...string) Pair {
+	t.Helper()
+	return ca.issue(t, name, x509.ExtKeyUsageServerAuth, func(c *x509.Certificate) {
+		for _, h := range hosts {
+			if ip := net.ParseIP(h); ip != nil {
+				c.IPAddresses = append(c.IPAddresses, ip)
+			} else {
+				c.DNSNames = append(c.DNSNames, h)
+			}
+		}
+	})
+}
+
 // Client issues a client certificate whose common name is name. It may be called from
 // parallel tests.
 func (ca *CA) Client(t testing.TB, name string) Pair {

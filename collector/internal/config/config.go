@@ -30,6 +30,8 @@ type Config struct {
 	Listen string `yaml:"listen"`
 	Log    Log    `yaml:"log"`
 	Rollup Rollup `yaml:"rollup"`
+	// SelfMetrics stores the collector's own counters in InfluxDB.
+	SelfMetrics SelfMetrics `yaml:"self_metrics"`
 	// RegionsFile is a CSV file of regional factors (price, carbon intensity, PUE) that
 	// replaces or adds to the shipped table for reports; "" uses the shipped table.
 	RegionsFile string `yaml:"regions_file"`
@@ -41,6 +43,43 @@ type Config struct {
 	WAL WAL `yaml:"wal"`
 	// Limits bound what a sender may write (docs/operations.md).
 	Limits Limits `yaml:"limits"`
+	// Forward makes this a regional collector that sends what it accepts on to a central
+	// collector, through the write-ahead log, instead of writing InfluxDB.
+	Forward Forward `yaml:"forward"`
+}
+
+// Forward configures forwarding to a central collector over OTLP/HTTP (docs/operations.md,
+// "Several regions"). With an endpoint, accepted exports are appended to the write-ahead log
+// (wal.dir is required) and a drainer sends them on; InfluxDB is then only queried, by the
+// report and plan APIs, and not written (rollups are the central collector's).
+type Forward struct {
+	// Endpoint is the central collector's OTLP/HTTP URL, "https://central.example.com:4318";
+	// /v1/metrics is used when it has no path. "" disables forwarding.
+	Endpoint string `yaml:"endpoint"`
+	// TokenFile holds the bearer token the central collector knows this collector by (in
+	// its auth.tokens_file, bound to this region). Never on the command line.
+	TokenFile string `yaml:"token_file"`
+	// TLS verifies the central collector (https:// endpoints) and, for mutual TLS, presents
+	// this collector's certificate.
+	TLS ForwardTLS `yaml:"tls"`
+	// Timeout bounds one request to the central collector.
+	Timeout time.Duration `yaml:"timeout"`
+	// Compression of the requests: gzip or none.
+	Compression string `yaml:"compression"`
+	// MaxBackoff bounds the wait between retries (full jitter from 1s doubling up to it);
+	// a Retry-After from the central collector is honoured if longer.
+	MaxBackoff time.Duration `yaml:"max_backoff"`
+}
+
+// ForwardTLS is what a forwarding collector needs to reach the central one over TLS.
+type ForwardTLS struct {
+	// CAFile holds the CA certificates the central collector's certificate must chain to;
+	// "" means the system roots.
+	CAFile string `yaml:"ca_file"`
+	// CertFile and KeyFile are this collector's client certificate, when the central
+	// collector requires mutual TLS (its tls.client_ca_file).
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
 }
 
 // Limits bound what the collector accepts from a sender. Data points beyond them are
@@ -91,6 +130,13 @@ type Auth struct {
 	TokensFile string `yaml:"tokens_file"`
 }
 
+// SelfMetrics configures how the collector stores its own counters (the /metrics
+// exposition) in InfluxDB, as measurements fleetwatt_collector_*, for the health dashboard.
+type SelfMetrics struct {
+	// Every is how often; 0 disables it (a forwarding collector never stores them).
+	Every time.Duration `yaml:"every"`
+}
+
 // Rollup configures the hourly per-host rollups (measurement host_1h) reports read.
 type Rollup struct {
 	// Every is how often the collector recomputes the rollups of the last few hours; 0
@@ -130,16 +176,18 @@ const (
 // DefaultConfig returns the configuration used when the file and the flags leave a key out.
 func DefaultConfig() Config {
 	return Config{
-		Influx: Influx{URL: "http://127.0.0.1:8086", Bucket: "fleetwatt"},
-		OTLP:   OTLP{GRPC: ":4317", HTTP: ":4318"},
-		Listen: ":8090",
-		Log:    Log{Level: "info", Format: "text"},
-		Rollup: Rollup{Every: 5 * time.Minute},
-		WAL:    WAL{MaxBytes: 8 << 30, SegmentBytes: 64 << 20, SyncInterval: 10 * time.Millisecond},
+		Influx:      Influx{URL: "http://127.0.0.1:8086", Bucket: "fleetwatt"},
+		OTLP:        OTLP{GRPC: ":4317", HTTP: ":4318"},
+		Listen:      ":8090",
+		Log:         Log{Level: "info", Format: "text"},
+		Rollup:      Rollup{Every: 5 * time.Minute},
+		SelfMetrics: SelfMetrics{Every: 30 * time.Second},
+		WAL:         WAL{MaxBytes: 8 << 30, SegmentBytes: 64 << 20, SyncInterval: 10 * time.Millisecond},
 		Limits: Limits{
 			MaxSeriesPerToken: 100_000, SeriesWindow: 24 * time.Hour,
 			MaxFuture: 10 * time.Minute, MaxAge: 90 * 24 * time.Hour, MaxPowerW: 1e6,
 		},
+		Forward: Forward{Timeout: 30 * time.Second, Compression: "gzip", MaxBackoff: 30 * time.Second},
 	}
 }
 
@@ -193,6 +241,11 @@ func (c Config) Validate() error {
 		add("rollup.every", fmt.Errorf("%s: want a positive duration, or 0 to disable", c.Rollup.Every))
 	} else if c.Rollup.Every > 0 && c.Rollup.Every < time.Second {
 		add("rollup.every", fmt.Errorf("%s: want at least 1s", c.Rollup.Every))
+	}
+	if c.SelfMetrics.Every < 0 {
+		add("self_metrics.every", fmt.Errorf("%s: want a positive duration, or 0 to disable", c.SelfMetrics.Every))
+	} else if c.SelfMetrics.Every > 0 && c.SelfMetrics.Every < time.Second {
+		add("self_metrics.every", fmt.Errorf("%s: want at least 1s", c.SelfMetrics.Every))
 	}
 	if c.RegionsFile != "" {
 		if _, err := os.Stat(c.RegionsFile); err != nil {
@@ -249,7 +302,68 @@ func (c Config) Validate() error {
 	if c.Log.Format != "text" && c.Log.Format != "json" {
 		add("log.format", fmt.Errorf("%q: want text or json", c.Log.Format))
 	}
+	errs = append(errs, c.Forward.validate(c.WAL)...)
 	return errors.Join(errs...)
+}
+
+// Forwarding reports whether the collector forwards to a central one.
+func (c Config) Forwarding() bool { return c.Forward.Endpoint != "" }
+
+// validate returns the forward section's problems, prefixed by their YAML paths.
+func (f Forward) validate(w WAL) []error {
+	var errs []error
+	add := func(path string, err error) {
+		if err != nil {
+			errs = append(errs, fmt.Errorf("forward.%s: %w", path, err))
+		}
+	}
+	if f.Endpoint == "" {
+		if f.TokenFile != "" || f.TLS != (ForwardTLS{}) {
+			add("endpoint", errors.New("empty, but token_file or tls is set: name the central collector's OTLP/HTTP URL (--forward-endpoint)"))
+		}
+		return errs
+	}
+	u, err := url.Parse(f.Endpoint)
+	switch {
+	case err != nil:
+		add("endpoint", err)
+	case u.Scheme != "http" && u.Scheme != "https":
+		add("endpoint", fmt.Errorf("%q: want the central collector's OTLP/HTTP URL, http:// or https://", f.Endpoint))
+	case u.Host == "":
+		add("endpoint", fmt.Errorf("%q: no host", f.Endpoint))
+	case u.User != nil:
+		add("endpoint", fmt.Errorf("%s: no credentials in the URL; use token_file", u.Redacted()))
+	case u.Scheme == "http" && f.TLS != (ForwardTLS{}):
+		add("tls", fmt.Errorf("set, but the endpoint %s is plain http://; use https://", f.Endpoint))
+	}
+	if w.Dir == "" {
+		add("endpoint", errors.New("forwarding goes through the write-ahead log: set wal.dir (--wal-dir) too"))
+	}
+	if (f.TLS.CertFile == "") != (f.TLS.KeyFile == "") {
+		add("tls", errors.New("cert_file and key_file go together"))
+	}
+	for _, p := range []struct{ path, file string }{
+		{"token_file", f.TokenFile},
+		{"tls.ca_file", f.TLS.CAFile},
+		{"tls.cert_file", f.TLS.CertFile},
+		{"tls.key_file", f.TLS.KeyFile},
+	} {
+		if p.file != "" {
+			if _, err := os.Stat(p.file); err != nil {
+				add(p.path, err)
+			}
+		}
+	}
+	if f.Timeout < time.Second {
+		add("timeout", fmt.Errorf("%s: want at least 1s", f.Timeout))
+	}
+	if f.MaxBackoff < time.Second {
+		add("max_backoff", fmt.Errorf("%s: want at least 1s", f.MaxBackoff))
+	}
+	if f.Compression != "gzip" && f.Compression != "none" {
+		add("compression", fmt.Errorf("%q: want gzip or none", f.Compression))
+	}
+	return errs
 }
 
 func checkURL(s string) error {

@@ -138,3 +138,72 @@ func TestToken(t *testing.T) {
 		t.Error("Token with a missing file = nil error")
 	}
 }
+
+func TestValidateForward(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	token := filepath.Join(dir, "token")
+	if err := os.WriteFile(token, []byte("t0k3n\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		edit func(*Config)
+		want []string // substrings of the error, in order; none: valid
+	}{
+		{"off", func(*Config) {}, nil},
+		{"https with wal", func(c *Config) {
+			c.Forward.Endpoint, c.Forward.TokenFile, c.WAL.Dir = "https://central:4318", token, dir
+		}, nil},
+		{
+			"without wal", func(c *Config) { c.Forward.Endpoint = "https://central:4318" },
+			[]string{"forward.endpoint: forwarding goes through the write-ahead log: set wal.dir (--wal-dir) too"},
+		},
+		{
+			"token without endpoint", func(c *Config) { c.Forward.TokenFile = token },
+			[]string{"forward.endpoint: empty, but token_file or tls is set"},
+		},
+		{
+			"not a URL", func(c *Config) { c.Forward.Endpoint, c.WAL.Dir = "central:4318", dir },
+			[]string{"forward.endpoint: \"central:4318\": want the central collector's OTLP/HTTP URL"},
+		},
+		{"tls over http", func(c *Config) {
+			c.Forward.Endpoint, c.WAL.Dir, c.Forward.TLS.CAFile = "http://central:4318", dir, token
+		}, []string{"forward.tls: set, but the endpoint http://central:4318 is plain http://"}},
+		{"everything else", func(c *Config) {
+			c.Forward = Forward{
+				Endpoint: "https://central:4318", TokenFile: "/nonexistent/token",
+				TLS: ForwardTLS{CertFile: token}, Compression: "zstd",
+			}
+			c.WAL.Dir = dir
+		}, []string{
+			"forward.tls: cert_file and key_file go together", "forward.token_file: stat /nonexistent/token",
+			"forward.timeout: 0s: want at least 1s", "forward.max_backoff: 0s", "forward.compression: \"zstd\"",
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			cfg := DefaultConfig()
+			tt.edit(&cfg)
+			err := cfg.Validate()
+			if len(tt.want) == 0 {
+				if err != nil {
+					t.Errorf("Validate = %v, want nil", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("Validate = nil, want %q", tt.want)
+			}
+			rest := err.Error()
+			for _, w := range tt.want {
+				i := strings.Index(rest, w)
+				if i < 0 {
+					t.Fatalf("Validate = %v\nwant, in order, %q", err, tt.want)
+				}
+				rest = rest[i+len(w):]
+			}
+		})
+	}
+}

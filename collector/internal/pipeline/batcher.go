@@ -16,15 +16,20 @@ var ErrClosed = errors.New("collector is shutting down")
 
 // Batcher is a Writer that groups the points of concurrent requests into shared writes (a
 // group commit). A thousand agents send a thousand small requests; writing each on its own
-// costs InfluxDB a thousand HTTP requests, while one write of their points costs one. Nothing
-// waits for a batch to fill: a flusher takes whatever has queued while the previous write was
-// in flight, so a lone request is written at once and batches grow only under load. Each
-// caller still returns only when its own points are stored.
+// costs InfluxDB a thousand HTTP requests, while one write of their points costs one (and
+// influxd spends about half the CPU on a point in a request of 5,000 as in one of 500).
+// Nothing waits for a batch to fill while InfluxDB is idle: a lone request is written at once.
+// Requests that arrive while a write is in flight gather into the next batch, which is
+// written when that write ends, or at once by another flusher as soon as it is full
+// (maxPoints), so batches grow with the load and the flushers write in parallel only when one
+// cannot keep up. Each caller still returns only when its own points are stored.
 type Batcher struct {
 	w         Writer
 	maxPoints int
 	timeout   time.Duration
 	queue     chan *pending
+	batches   chan []*pending // unbuffered: a batch is handed over when a flusher is free
+	written   chan struct{}   // a flusher finished a batch
 	wg        sync.WaitGroup
 
 	mu     sync.RWMutex // held for reading while queueing, for writing to close the queue
@@ -48,8 +53,11 @@ func NewBatcher(w Writer, maxPoints, flushers int, timeout time.Duration) *Batch
 		// Bounded: when InfluxDB is slower than the senders, requests wait here and then in
 		// their Write call, and the senders see backpressure instead of the collector
 		// growing without limit.
-		queue: make(chan *pending, 4*flushers),
+		queue:   make(chan *pending, 4*flushers),
+		batches: make(chan []*pending),
+		written: make(chan struct{}, flushers),
 	}
+	b.wg.Go(b.gather)
 	for range flushers {
 		b.wg.Go(b.flush)
 	}
@@ -97,22 +105,59 @@ func (b *Batcher) Close() {
 	b.wg.Wait()
 }
 
-func (b *Batcher) flush() {
-	for p := range b.queue {
-		batch, n := []*pending{p}, len(p.points)
-	gather:
-		for n < b.maxPoints {
-			select {
-			case q, ok := <-b.queue:
-				if !ok {
-					break gather
-				}
-				batch, n = append(batch, q), n+len(q.points)
+// gather groups queued requests into batches and hands them to the flushers: a batch at once
+// while no write is in flight, else once it is full. A request that would take a batch beyond
+// maxPoints waits for the next one, so that the writer never has to split a batch into a full
+// request and a small one (a single request larger than maxPoints is a batch of its own).
+func (b *Batcher) gather() {
+	defer close(b.batches)
+	queue := b.queue
+	var batch []*pending
+	var next *pending // the request that did not fit
+	n, writing := 0, 0
+	for {
+		full := n >= b.maxPoints || next != nil
+		in, out := queue, b.batches
+		if full {
+			in = nil
+		}
+		if len(batch) == 0 || !full && writing > 0 {
+			out = nil
+		}
+		if in == nil && out == nil && writing == 0 {
+			return // closed and drained
+		}
+		select {
+		case p, ok := <-in:
+			switch {
+			case !ok:
+				queue = nil
+			case len(batch) > 0 && n+len(p.points) > b.maxPoints:
+				next = p
 			default:
-				break gather
+				batch, n = append(batch, p), n+len(p.points)
 			}
+		case out <- batch:
+			writing++
+			batch, n = nil, 0
+			if next != nil {
+				batch, n, next = []*pending{next}, len(next.points), nil
+			}
+		case <-b.written:
+			writing--
+		}
+	}
+}
+
+// flush writes the batches gather hands it.
+func (b *Batcher) flush() {
+	for batch := range b.batches {
+		n := 0
+		for _, p := range batch {
+			n += len(p.points)
 		}
 		b.write(batch, n)
+		b.written <- struct{}{}
 	}
 }
 

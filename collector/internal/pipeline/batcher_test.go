@@ -70,6 +70,45 @@ func TestBatcherGroupsConcurrentRequests(t *testing.T) {
 	}
 }
 
+// TestBatcherKeepsWritesWithinMax: requests are grouped up to maxPoints, never beyond, so the
+// writer never has to split a group into a full request and a small one; a single request
+// larger than maxPoints is written whole (the writer splits it).
+func TestBatcherKeepsWritesWithinMax(t *testing.T) {
+	t.Parallel()
+	w := &slowWriter{delay: 20 * time.Millisecond}
+	b := NewBatcher(w, 1000, 2, 10*time.Second)
+	var wg sync.WaitGroup
+	for i := range 60 {
+		wg.Go(func() {
+			n := 300
+			if i == 30 {
+				n = 1500
+			}
+			if err := b.Write(context.Background(), points("power", n)); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	b.Close()
+	total, grouped := 0, 0
+	for _, wr := range w.writes {
+		total += len(wr)
+		if len(wr) > 1000 && len(wr) != 1500 {
+			t.Errorf("a write of %d points, above the maximum of 1000", len(wr))
+		}
+		if len(wr) > 300 && len(wr) != 1500 {
+			grouped++
+		}
+	}
+	if total != 59*300+1500 {
+		t.Errorf("%d points written, want %d", total, 59*300+1500)
+	}
+	if grouped == 0 {
+		t.Error("no write grouped several requests")
+	}
+}
+
 // TestBatcherRefusesOnlyTheBadRequest: a permanent failure in a shared write is retried per
 // request, so the good requests are stored and only the bad one is refused.
 func TestBatcherRefusesOnlyTheBadRequest(t *testing.T) {

@@ -2,7 +2,9 @@
 // to InfluxDB points (data points out of bounds rejected: times too far ahead or behind,
 // absurd power), limited to each sender's series budget (package limit) and written, synchronously, so that the receiver acknowledges a request
 // only once its points are stored: in InfluxDB through a Batcher, or durable in the
-// write-ahead log through wal.Writer, whose drainer then writes them to InfluxDB. It counts
+// write-ahead log through wal.Writer, whose drainer then writes them to InfluxDB; or, on a
+// regional collector that forwards (NewForwarding), once the accepted OTLP metrics are
+// durable in the write-ahead log, whose drainer sends them to a central collector. It counts
 // what passes through (Stats) and logs write failures at most once per interval, however many
 // requests fail.
 package pipeline
@@ -39,6 +41,7 @@ const DefaultLogInterval = 30 * time.Second
 // Pipeline converts and writes OTLP metrics. It is a receive.Consumer.
 type Pipeline struct {
 	w      Writer
+	mw     MetricsWriter // set by NewForwarding; w is nil then
 	log    *slog.Logger
 	conv   convert.Options
 	series *limit.Series // nil: no series limit
@@ -128,7 +131,8 @@ func (p *Pipeline) rejectedByReason() map[string]int64 {
 	return maps.Clone(p.reasons)
 }
 
-// ConsumeMetrics converts md and writes the points, returning once InfluxDB has answered.
+// ConsumeMetrics converts md and writes the points, returning once InfluxDB has answered (or,
+// forwarding, stores md without the rejected data points).
 // Points of new series beyond the sender's limit are rejected, like data points out of
 // bounds, and reported in the Result.
 func (p *Pipeline) ConsumeMetrics(ctx context.Context, md pmetric.Metrics) (receive.Result, error) {
@@ -155,9 +159,18 @@ func (p *Pipeline) ConsumeMetrics(ctx context.Context, md pmetric.Metrics) (rece
 	if len(points) == 0 {
 		return res, nil
 	}
-	if err := p.w.Write(ctx, points); err != nil {
+	var err error
+	if p.mw != nil {
+		if cs.Rejected > 0 {
+			md = accepted(opts, md)
+		}
+		err = p.mw.WriteMetrics(ctx, md)
+	} else {
+		err = p.w.Write(ctx, points)
+	}
+	if err != nil {
 		p.writeFailures.Add(1)
-		permanent := !influx.IsRetryable(err)
+		permanent := !influx.IsRetryable(err) || receive.IsPermanent(err)
 		if permanent {
 			p.permanentFails.Add(1)
 			p.pointsRefused.Add(int64(len(points)))

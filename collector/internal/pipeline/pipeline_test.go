@@ -16,7 +16,6 @@ import (
 	"github.com/influxdata/influxdb-client-go/v2/api/write"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
-	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
 
 	"github.com/fleetwatt/fleetwatt/collector/internal/auth"
 	"github.com/fleetwatt/fleetwatt/collector/internal/convert"
@@ -187,35 +186,6 @@ func TestFailureLogIsRateLimited(t *testing.T) {
 		if !strings.Contains(lines[i], want) {
 			t.Errorf("line %d %q lacks %q", i, lines[i], want)
 		}
-	}
-}
-
-// BenchmarkDecodeConvert measures the collector's per-request CPU work before the write:
-// decoding an OTLP/protobuf export request and converting it to points.
-func BenchmarkDecodeConvert(b *testing.B) {
-	for _, hosts := range []int{1, 100} {
-		md := pmetric.NewMetrics()
-		for i := range hosts {
-			agentMetrics(md, fmt.Sprintf("arm-%d", i), 5)
-		}
-		body, err := pmetricotlp.NewExportRequestFromMetrics(md).MarshalProto()
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Run(fmt.Sprintf("hosts=%d", hosts), func(b *testing.B) {
-			b.ReportAllocs()
-			b.SetBytes(int64(len(body)))
-			for b.Loop() {
-				req := pmetricotlp.NewExportRequest()
-				if err := req.UnmarshalProto(body); err != nil {
-					b.Fatal(err)
-				}
-				points, _ := convert.Convert(req.Metrics())
-				if len(points) != hosts*7 {
-					b.Fatalf("%d points, want %d", len(points), hosts*7)
-				}
-			}
-		})
 	}
 }
 

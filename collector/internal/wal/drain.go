@@ -15,6 +15,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
+
+	"github.com/fleetwatt/fleetwatt/collector/internal/convert"
 	"github.com/fleetwatt/fleetwatt/collector/internal/influx"
 )
 
@@ -184,31 +187,39 @@ func (d *Drainer) Shutdown(ctx context.Context) error {
 	return err
 }
 
+// batch is the lines of records read from the log, and where the last one ends.
+type batch struct {
+	lines []string
+	end   Position
+}
+
 func (d *Drainer) run() {
-	var carry *Record
+	var carry *batch
 	for {
-		var rec Record
+		var b batch
 		if carry != nil {
-			rec, carry = *carry, nil
+			b, carry = *carry, nil
 		} else {
-			var err error
-			if rec, err = d.wal.Next(d.stopCtx); err != nil {
+			rec, err := d.wal.Next(d.stopCtx)
+			if err != nil {
 				return // shutting down, or the log closed
 			}
+			b = batch{d.recordLines(nil, rec), rec.End}
 		}
-		lines, end := splitLines(nil, rec.Data), rec.End
+		lines, end := b.lines, b.end
 		// Fill the request with what else is durable; a record that does not fit waits for
-		// the next one (records hold at most influx.MaxLines lines each).
+		// the next one (line-protocol records hold at most influx.MaxLines lines each).
 		for len(lines) < d.opts.MaxLines {
 			r, ok, err := d.wal.TryNext()
 			if err != nil || !ok {
 				break
 			}
-			if len(lines)+strings.Count(string(r.Data), "\n") > d.opts.MaxLines {
-				carry = &r
+			more := d.recordLines(nil, r)
+			if len(lines)+len(more) > d.opts.MaxLines {
+				carry = &batch{more, r.End}
 				break
 			}
-			lines, end = splitLines(lines, r.Data), r.End
+			lines, end = append(lines, more...), r.End
 		}
 		if !d.deliver(lines) {
 			return
@@ -219,6 +230,24 @@ func (d *Drainer) run() {
 			d.log.Error("wal commit failed", "error", err)
 		}
 	}
+}
+
+// recordLines appends the lines of a record to lines: a line-protocol record's own, or the
+// points of an OTLP record (left by this collector's earlier life as a forwarder) converted
+// as the receiver would have, with no bounds: they were checked when it was accepted. A
+// record that does not decode goes to the dead-letter file.
+func (d *Drainer) recordLines(lines []string, rec Record) []string {
+	if rec.Kind == KindLineProtocol {
+		return splitLines(lines, rec.Data)
+	}
+	req := pmetricotlp.NewExportRequest()
+	if err := req.UnmarshalProto(rec.Data); err != nil {
+		d.deadLetterRecord(rec, fmt.Errorf("decode otlp record: %w", err))
+		return lines
+	}
+	points, _ := convert.Options{MaxFuture: -1, MaxAge: -1, MaxPowerW: -1}.Convert(req.Metrics())
+	b, _, _ := appendLineProtocol(nil, points)
+	return splitLines(lines, b)
 }
 
 // splitLines appends the lines of a record (each ends in "\n") to lines.
@@ -311,7 +340,24 @@ type deadLetterEntry struct {
 	Time   time.Time `json:"time"`
 	Status int       `json:"status"` // HTTP status; 0 if InfluxDB was not reached
 	Reason string    `json:"reason"`
-	Line   string    `json:"line"` // line protocol, ms precision
+	Line   string    `json:"line,omitempty"` // line protocol, ms precision
+	// Record is a log record that could not be turned into lines, as it was (base64).
+	Record []byte `json:"record,omitempty"`
+}
+
+// deadLetterRecord keeps a record that cannot be written at all, as it is; if even that
+// fails it is only logged, since retrying cannot make it decode.
+func (d *Drainer) deadLetterRecord(rec Record, cause error) {
+	b, err := json.Marshal(deadLetterEntry{Time: time.Now().UTC(), Reason: cause.Error(), Record: rec.Data})
+	if err == nil {
+		b = append(b, '\n')
+		if _, err = d.dead.Write(b); err == nil {
+			err = d.dead.Sync()
+		}
+	}
+	d.deadLettered.Add(1)
+	d.log.Error("wal record cannot be written to influxdb; kept in the dead-letter file", "kind", rec.Kind.String(),
+		"path", d.opts.DeadLetterPath, "error", cause, "dead_letter_error", err)
 }
 
 // deadLetter writes a line InfluxDB refused to the dead-letter file, fsynced before the

@@ -20,6 +20,19 @@
 // an acknowledged record, because those were fsynced before Append returned. Damage inside an
 // older segment (a failing disk, not a crash) is skipped up to the segment's end, logged and
 // counted in Stats.CorruptBytes.
+//
+// Record kinds. Every record of a segment has the segment's Kind, written in its header
+// (byte 5 of the magic number): KindLineProtocol (InfluxDB line protocol, what a collector
+// writing InfluxDB appends, and the only kind before forwarding existed, so segments written
+// by earlier versions read as such unchanged) or KindOTLP (a serialized OTLP export request,
+// what a collector forwarding to a central one appends, package forward). A log opened with
+// another Kind than its last segment's starts a new segment, so one log can hold both kinds
+// in order after a collector switched roles; the records' frames are the same in both. A
+// version from before record kinds refuses a log whose last segment is KindOTLP ("not a
+// fleetwatt wal segment"), but would read older KindOTLP segments as line protocol: downgrade
+// a forwarding collector only with an empty log. A segment header damaged on disk (or of a
+// kind from a newer version) in an older segment is skipped and counted in
+// Stats.CorruptBytes.
 package wal
 
 import (
@@ -58,6 +71,31 @@ var (
 	ErrClosed = errors.New("write-ahead log closed")
 )
 
+// Kind is what the records of a segment hold; see the package doc.
+type Kind byte
+
+// Record kinds.
+const (
+	// KindLineProtocol records are InfluxDB line protocol, ms precision, each line ending in
+	// "\n" (Writer). It is the zero Kind, and the kind of every segment of earlier versions.
+	KindLineProtocol Kind = 0
+	// KindOTLP records are serialized OTLP ExportMetricsServiceRequests (protobuf), as a
+	// regional collector accepted them, to be forwarded (package forward).
+	KindOTLP Kind = 1
+	// kindUnreadable marks a complete segment whose header is damaged: the reader skips it.
+	kindUnreadable Kind = 0xff
+)
+
+func (k Kind) String() string {
+	switch k {
+	case KindLineProtocol:
+		return "line-protocol"
+	case KindOTLP:
+		return "otlp"
+	}
+	return fmt.Sprintf("kind-%d", byte(k))
+}
+
 // Options configure a WAL.
 type Options struct {
 	// Dir holds the segments and the checkpoint; it is created if missing. One WAL per
@@ -74,6 +112,10 @@ type Options struct {
 	// an append is written (appends arriving during that fsync still share the next one).
 	// Negative is treated as 0.
 	SyncInterval time.Duration
+	// Kind is the kind of the records this process appends (KindLineProtocol, the zero
+	// value, or KindOTLP). Records of the other kind already in the log are still read, each
+	// with its own Kind.
+	Kind Kind
 }
 
 // Position is a place in the log: a segment and a byte offset in it.
@@ -90,6 +132,7 @@ func (p Position) before(q Position) bool {
 type Record struct {
 	Data []byte   // the payload, owned by the caller
 	End  Position // the position after the record: Commit(End) once it is stored
+	Kind Kind     // what Data holds: its segment's kind
 }
 
 // Stats are the log's counters since Open, and its current size.
@@ -103,10 +146,17 @@ type Stats struct {
 	TornTails       int64 // torn tails truncated by Open (a crash during a write)
 	TruncatedBytes  int64 // bytes those truncations removed
 	CorruptBytes    int64 // bytes skipped while reading because a record failed its CRC
+	// PendingBytes are the segment bytes after the last committed position: what is still
+	// to be drained (frames included, segment headers not).
+	PendingBytes int64
 }
 
 const (
-	segmentMagic    = "FWWAL\x00\x00\x01" // format version 1
+	// segmentMagic starts every segment: "FWWAL", the records' Kind, format version 1
+	// (uint16, big endian). It is the magic number of a KindLineProtocol segment; magic
+	// gives the others'.
+	segmentMagic    = "FWWAL\x00\x00\x01"
+	kindOffset      = 5
 	headerSize      = int64(len(segmentMagic))
 	frameSize       = 8 // uint32 length + uint32 CRC-32C
 	checkpointMagic = "FWWALCP1"
@@ -123,6 +173,30 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 type segment struct {
 	id   uint64
 	size int64 // bytes written; final once the segment is not the last
+	kind Kind  // of every record in it, from its header
+}
+
+// magic returns the header of a segment of kind k.
+func magic(k Kind) []byte {
+	m := []byte(segmentMagic)
+	m[kindOffset] = byte(k)
+	return m
+}
+
+// parseMagic returns the kind a segment header names; an error when it is not a header of
+// this format (another file, or a future kind).
+func parseMagic(m []byte) (Kind, error) {
+	if len(m) != int(headerSize) {
+		return 0, fmt.Errorf("not a fleetwatt wal segment (header %q)", m)
+	}
+	k := Kind(m[kindOffset])
+	if k != KindLineProtocol && k != KindOTLP {
+		return 0, fmt.Errorf("not a fleetwatt wal segment (magic %q)", m)
+	}
+	if string(m) != string(magic(k)) {
+		return 0, fmt.Errorf("not a fleetwatt wal segment (magic %q)", m)
+	}
+	return k, nil
 }
 
 // syncGen is one group commit: the appends written before it was swapped out wait on done.
@@ -149,7 +223,9 @@ type WAL struct {
 	durableCh chan struct{} // closed (and replaced) when durable advances
 	failed    error         // a failed write or fsync: the log refuses appends from then on
 	closed    bool
-	buf       []byte // frame scratch for Append, guarded by mu
+	committed Position // the last committed (or, after Open, the checkpoint's) position
+	full      bool     // an Append was refused with ErrFull since space was last freed
+	buf       []byte   // frame scratch for Append, guarded by mu
 
 	kick     chan struct{}
 	stop     chan struct{}
@@ -254,66 +330,114 @@ func (w *WAL) load() error {
 	}
 	if len(ids) == 0 {
 		id := max(cp.Segment+1, 1)
-		f, err := w.createSegment(id)
+		f, err := w.createSegment(id, w.opts.Kind)
 		if err != nil {
 			return err
 		}
 		w.active = f
-		w.segs = []segment{{id: id, size: headerSize}}
+		w.segs = []segment{{id: id, size: headerSize, kind: w.opts.Kind}}
 		w.total = headerSize
 		cp = Position{Segment: id, Offset: headerSize}
 	} else {
 		for _, id := range ids[:len(ids)-1] {
-			fi, err := os.Stat(w.segPath(id))
+			seg, err := w.statSegment(id)
 			if err != nil {
 				return err
 			}
-			w.segs = append(w.segs, segment{id: id, size: fi.Size()})
-			w.total += fi.Size()
+			w.segs = append(w.segs, seg)
+			w.total += seg.size
 		}
 		last := ids[len(ids)-1]
-		f, size, err := w.recoverLast(last)
+		f, seg, err := w.recoverLast(last)
 		if err != nil {
 			return err
 		}
 		w.active = f
-		w.segs = append(w.segs, segment{id: last, size: size})
-		w.total += size
-		if cp.Segment == last && cp.Offset > size {
-			w.log.Warn("wal checkpoint beyond the end of the log; reading from its end", "checkpoint_offset", cp.Offset, "end", size)
-			cp.Offset = size
+		w.segs = append(w.segs, seg)
+		w.total += seg.size
+		if cp.Segment == last && cp.Offset > seg.size {
+			w.log.Warn("wal checkpoint beyond the end of the log; reading from its end", "checkpoint_offset", cp.Offset, "end", seg.size)
+			cp.Offset = seg.size
+		}
+		if seg.kind != w.opts.Kind {
+			// The collector switched roles: what the last segment holds is read as its
+			// kind, and this process appends to a segment of its own kind.
+			w.log.Info("wal: starting a segment of another record kind", "previous_kind", seg.kind.String(), "kind", w.opts.Kind.String())
+			if err := f.Close(); err != nil {
+				return err
+			}
+			w.active = nil
+			if w.active, err = w.createSegment(last+1, w.opts.Kind); err != nil {
+				return err
+			}
+			w.segs = append(w.segs, segment{id: last + 1, size: headerSize, kind: w.opts.Kind})
+			w.total += headerSize
 		}
 	}
 	cp.Offset = max(cp.Offset, headerSize)
 	last := w.segs[len(w.segs)-1]
 	w.durable = Position{Segment: last.id, Offset: last.size}
 	w.rpos = cp
+	w.committed = cp
 	return syncDir(w.opts.Dir)
+}
+
+// statSegment returns a complete segment's size and kind.
+func (w *WAL) statSegment(id uint64) (segment, error) {
+	f, err := os.Open(w.segPath(id))
+	if err != nil {
+		return segment{}, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return segment{}, err
+	}
+	seg := segment{id: id, size: fi.Size()}
+	if fi.Size() < headerSize {
+		// Only the last segment can be torn at its header; an older one so short holds
+		// nothing. Its kind does not matter: the reader finds no record in it.
+		return seg, nil
+	}
+	m := make([]byte, headerSize)
+	if _, err := f.ReadAt(m, 0); err != nil {
+		return segment{}, err
+	}
+	if seg.kind, err = parseMagic(m); err != nil {
+		// Damage (or a kind from a newer version): like a corrupt record, skipped and
+		// counted rather than a reason not to start.
+		w.corruptBytes.Add(seg.size)
+		w.log.Error("wal: unreadable segment header; skipping the segment", "segment", filepath.Base(w.segPath(id)),
+			"skipped_bytes", seg.size, "error", err)
+		seg.kind = kindUnreadable
+	}
+	return seg, nil
 }
 
 // recoverLast opens the last segment for appending after its last valid record, truncating
 // whatever follows it (a write torn by a crash).
-func (w *WAL) recoverLast(id uint64) (*os.File, int64, error) {
+func (w *WAL) recoverLast(id uint64) (*os.File, segment, error) {
 	path := w.segPath(id)
 	f, err := os.OpenFile(path, os.O_RDWR, 0o600)
 	if err != nil {
-		return nil, 0, err
+		return nil, segment{}, err
 	}
 	fi, err := f.Stat()
 	if err != nil {
 		f.Close()
-		return nil, 0, err
+		return nil, segment{}, err
 	}
 	size := fi.Size()
-	end, err := validEnd(f, size)
+	end, kind, err := validEnd(f, size)
 	if err != nil {
 		f.Close()
-		return nil, 0, fmt.Errorf("scan %s: %w", path, err)
+		return nil, segment{}, fmt.Errorf("scan %s: %w", path, err)
 	}
 	if end == 0 { // the header itself is missing or torn: the segment was just created
-		if _, err := f.WriteAt([]byte(segmentMagic), 0); err != nil {
+		kind = w.opts.Kind
+		if _, err := f.WriteAt(magic(kind), 0); err != nil {
 			f.Close()
-			return nil, 0, err
+			return nil, segment{}, err
 		}
 		end = headerSize
 	}
@@ -324,37 +448,39 @@ func (w *WAL) recoverLast(id uint64) (*os.File, int64, error) {
 			"segment", filepath.Base(path), "valid_bytes", end, "truncated_bytes", size-end)
 		if err := f.Truncate(end); err != nil {
 			f.Close()
-			return nil, 0, err
+			return nil, segment{}, err
 		}
 	}
 	// What the crashed process wrote may still be only in the page cache; make it durable
 	// before treating it as such.
 	if err := f.Sync(); err != nil {
 		f.Close()
-		return nil, 0, err
+		return nil, segment{}, err
 	}
-	return f, end, nil
+	return f, segment{id: id, size: end, kind: kind}, nil
 }
 
-// validEnd returns the offset after the last valid record of a segment of size bytes, or 0
-// if even the header is incomplete. A wrong magic number is an error: not our file.
-func validEnd(r io.ReaderAt, size int64) (int64, error) {
+// validEnd returns the offset after the last valid record of a segment of size bytes and
+// the segment's kind, or 0 if even the header is incomplete. A wrong magic number is an
+// error: not our file.
+func validEnd(r io.ReaderAt, size int64) (int64, Kind, error) {
 	if size < headerSize {
-		return 0, nil
+		return 0, 0, nil
 	}
-	magic := make([]byte, headerSize)
-	if _, err := r.ReadAt(magic, 0); err != nil {
-		return 0, err
+	m := make([]byte, headerSize)
+	if _, err := r.ReadAt(m, 0); err != nil {
+		return 0, 0, err
 	}
-	if string(magic) != segmentMagic {
-		return 0, fmt.Errorf("not a fleetwatt wal segment (magic %q)", magic)
+	kind, err := parseMagic(m)
+	if err != nil {
+		return 0, 0, err
 	}
 	off := headerSize
 	var frame [frameSize]byte
 	var payload []byte
 	for off+frameSize <= size {
 		if _, err := r.ReadAt(frame[:], off); err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 		n := int64(binary.LittleEndian.Uint32(frame[0:4]))
 		if n > maxRecordBytes || off+frameSize+n > size {
@@ -362,14 +488,14 @@ func validEnd(r io.ReaderAt, size int64) (int64, error) {
 		}
 		payload = slices.Grow(payload[:0], int(n))[:n]
 		if _, err := r.ReadAt(payload, off+frameSize); err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 		if checksum(frame[0:4], payload) != binary.LittleEndian.Uint32(frame[4:8]) {
 			break
 		}
 		off += frameSize + n
 	}
-	return off, nil
+	return off, kind, nil
 }
 
 func checksum(length, payload []byte) uint32 {
@@ -380,12 +506,12 @@ func (w *WAL) segPath(id uint64) string {
 	return filepath.Join(w.opts.Dir, fmt.Sprintf("%020d%s", id, segmentSuffix))
 }
 
-func (w *WAL) createSegment(id uint64) (*os.File, error) {
+func (w *WAL) createSegment(id uint64, kind Kind) (*os.File, error) {
 	f, err := os.OpenFile(w.segPath(id), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return nil, err
 	}
-	if _, err := f.WriteAt([]byte(segmentMagic), 0); err != nil {
+	if _, err := f.WriteAt(magic(kind), 0); err != nil {
 		f.Close()
 		os.Remove(w.segPath(id))
 		return nil, err
@@ -427,6 +553,7 @@ func (w *WAL) Append(ctx context.Context, records ...[]byte) error {
 		need += headerSize
 	}
 	if w.total+need > w.opts.MaxBytes {
+		w.full = true
 		w.mu.Unlock()
 		w.fullRefusals.Add(1)
 		return ErrFull
@@ -459,6 +586,7 @@ func (w *WAL) Append(ctx context.Context, records ...[]byte) error {
 	}
 	cur.size += size
 	w.total += size
+	w.full = false
 	g := w.gen
 	w.mu.Unlock()
 	w.appendedRecords.Add(int64(len(records)))
@@ -482,13 +610,13 @@ func (w *WAL) Append(ctx context.Context, records ...[]byte) error {
 // roll starts a new segment; the syncer fsyncs and closes the old one. Called with mu held.
 func (w *WAL) roll() error {
 	id := w.segs[len(w.segs)-1].id + 1
-	f, err := w.createSegment(id)
+	f, err := w.createSegment(id, w.opts.Kind)
 	if err != nil {
 		return err
 	}
 	w.retired = append(w.retired, w.active)
 	w.active = f
-	w.segs = append(w.segs, segment{id: id, size: headerSize})
+	w.segs = append(w.segs, segment{id: id, size: headerSize, kind: w.opts.Kind})
 	w.total += headerSize
 	return nil
 }
@@ -587,6 +715,7 @@ func (w *WAL) TryNext() (Record, bool, error) {
 		w.mu.Lock()
 		durable := w.durable
 		end, rolled, next, exists := w.segmentEnd(w.rpos.Segment)
+		kind := w.kindOf(w.rpos.Segment)
 		w.mu.Unlock()
 		if !w.rpos.before(durable) {
 			return Record{}, false, nil
@@ -597,6 +726,10 @@ func (w *WAL) TryNext() (Record, bool, error) {
 			}
 			w.closeReader()
 			w.rpos = Position{Segment: next, Offset: headerSize}
+			continue
+		}
+		if kind == kindUnreadable {
+			w.rpos.Offset = end // counted when Open found it
 			continue
 		}
 		if w.rpos.Segment == durable.Segment {
@@ -614,8 +747,19 @@ func (w *WAL) TryNext() (Record, bool, error) {
 			w.rpos.Offset = end
 			continue
 		}
+		rec.Kind = kind
 		return rec, true, nil
 	}
+}
+
+// kindOf returns the kind of segment id's records. Called with mu held.
+func (w *WAL) kindOf(id uint64) Kind {
+	for _, s := range w.segs {
+		if s.id == id {
+			return s.kind
+		}
+	}
+	return w.opts.Kind
 }
 
 // segmentEnd says where segment id ends, whether it is complete (a later one exists), the
@@ -694,6 +838,9 @@ func (w *WAL) Commit(pos Position) error {
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if w.committed.before(pos) {
+		w.committed = pos
+	}
 	var errs []error
 	for len(w.segs) > 1 && w.segs[0].id < pos.Segment {
 		if err := os.Remove(w.segPath(w.segs[0].id)); err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -702,6 +849,7 @@ func (w *WAL) Commit(pos Position) error {
 		}
 		w.total -= w.segs[0].size
 		w.segs = w.segs[1:]
+		w.full = false // the next append may fit again
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("wal %s: delete drained segment: %w", w.opts.Dir, err)
@@ -738,12 +886,54 @@ func (w *WAL) Close() error {
 // Dir is the log's directory.
 func (w *WAL) Dir() string { return w.opts.Dir }
 
+// Ready returns nil while the log takes appends: ErrClosed after Close, the error that made
+// it stop after a failed write or fsync, and ErrFull from an append refused for want of room
+// until draining frees a segment. A collector that acknowledges exports once they are in the
+// log is ready exactly then, whatever its downstream does.
+func (w *WAL) Ready() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	switch {
+	case w.closed:
+		return ErrClosed
+	case w.failed != nil:
+		return fmt.Errorf("wal %s failed, restart the collector: %w", w.opts.Dir, w.failed)
+	case w.full:
+		return fmt.Errorf("wal %s: %w (%d of %d bytes); waiting for the drainer", w.opts.Dir, ErrFull, w.total, w.opts.MaxBytes)
+	}
+	return nil
+}
+
+// PendingBytes returns the bytes of records of kind k not yet committed (frames included).
+func (w *WAL) PendingBytes(k Kind) int64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.pending(func(s segment) bool { return s.kind == k })
+}
+
+// pending sums the uncommitted bytes of the segments keep selects. Called with mu held.
+func (w *WAL) pending(keep func(segment) bool) int64 {
+	var n int64
+	for _, s := range w.segs {
+		switch {
+		case !keep(s) || s.id < w.committed.Segment:
+		case s.id == w.committed.Segment:
+			n += max(s.size-max(w.committed.Offset, headerSize), 0)
+		default:
+			n += max(s.size-headerSize, 0)
+		}
+	}
+	return n
+}
+
 // Stats returns the counters.
 func (w *WAL) Stats() Stats {
 	w.mu.Lock()
 	bytes, segs := w.total, int64(len(w.segs))
+	pending := w.pending(func(segment) bool { return true })
 	w.mu.Unlock()
 	return Stats{
+		PendingBytes:    pending,
 		Bytes:           bytes,
 		Segments:        segs,
 		AppendedRecords: w.appendedRecords.Load(),

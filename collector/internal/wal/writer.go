@@ -108,12 +108,19 @@ func (w *Writer) Write(ctx context.Context, points []*write.Point) error {
 // encode returns the line protocol of points (ms precision, one line each, each ending in
 // "\n") and how many lines it holds.
 func (w *Writer) encode(points []*write.Point) ([]byte, int) {
-	var b []byte
-	n := 0
+	b, n, bad := appendLineProtocol(nil, points)
+	w.nonFinite.Add(int64(bad))
+	return b, n
+}
+
+// appendLineProtocol appends the line protocol of points to b (ms precision, one line each,
+// each ending in "\n"); n is how many lines it wrote, nonFinite how many points it left out
+// because no field was left after removing NaN and ±Inf.
+func appendLineProtocol(b []byte, points []*write.Point) (_ []byte, n, nonFinite int) {
 	for _, p := range points {
 		p = finitePoint(p)
 		if p == nil {
-			w.nonFinite.Add(1)
+			nonFinite++
 			continue
 		}
 		line := write.PointToLineProtocol(p, Precision)
@@ -128,7 +135,7 @@ func (w *Writer) encode(points []*write.Point) ([]byte, int) {
 		b = append(b, line...)
 		n++
 	}
-	return b, n
+	return b, n, nonFinite
 }
 
 // finitePoint returns p without NaN and ±Inf fields, which InfluxDB cannot store and which
