@@ -109,6 +109,7 @@ func examine(ctx context.Context, cfg config.Config, window time.Duration) (repo
 	defer registry.Close(sources)
 	discard := slog.New(slog.DiscardHandler)
 	freq, idle := cpuReaders(discard, fs)
+	defer closeCPUReaders(freq, idle)
 	coll := collect.New(fs, sources, collect.Options{Bounds: bounds(host), Freq: freq, Idle: idle}, discard)
 	coll.Collect(ctx)
 	select {

@@ -178,10 +178,12 @@ func TestCPUStateOnIntelServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { _ = freq.Close() })
 	idle, err := cpuidle.Open(fs)
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { _ = idle.Close() })
 	clk := &clock{t: time.Unix(1_700_000_000, 0)}
 	c := New(fs, nil, Options{Now: clk.now, Freq: freq, Idle: idle}, slog.New(slog.DiscardHandler))
 	c.Collect(context.Background())

@@ -22,7 +22,6 @@ import (
 
 	"github.com/fleetwatt/fleetwatt/agent/internal/collect"
 	"github.com/fleetwatt/fleetwatt/agent/internal/energy"
-	"github.com/fleetwatt/fleetwatt/agent/internal/sensor/cpustat"
 	"github.com/fleetwatt/fleetwatt/internal/semconv"
 )
 
@@ -47,7 +46,12 @@ func NewBuilder(res *resource.Resource, version string, temporality metricdata.T
 func (b *Builder) Build(s collect.Sample) *metricdata.ResourceMetrics {
 	var metrics []metricdata.Metrics
 	if len(s.Power) > 0 {
-		metrics = append(metrics, b.energy(s), power(s))
+		// Energy and power of a sensor share one attribute set.
+		attrs := make([]attribute.Set, len(s.Power))
+		for i := range s.Power {
+			attrs[i] = powerAttrs(&s.Power[i], s.Primary)
+		}
+		metrics = append(metrics, b.energy(s, attrs), power(s, attrs))
 	}
 	if s.CPU != nil {
 		metrics = append(metrics, b.cpuTime(s.CPU), cpuUtilization(s.CPU))
@@ -86,11 +90,11 @@ func powerAttrs(d *energy.Delta, primary collect.Primary) attribute.Set {
 	)
 }
 
-func (b *Builder) energy(s collect.Sample) metricdata.Metrics {
+func (b *Builder) energy(s collect.Sample, attrs []attribute.Set) metricdata.Metrics {
 	points := make([]metricdata.DataPoint[float64], len(s.Power))
 	for i := range s.Power {
 		d := &s.Power[i]
-		p := metricdata.DataPoint[float64]{Attributes: powerAttrs(d, s.Primary), StartTime: d.Start, Time: d.End, Value: d.Joules}
+		p := metricdata.DataPoint[float64]{Attributes: attrs[i], StartTime: d.Start, Time: d.End, Value: d.Joules}
 		if b.temporality == metricdata.CumulativeTemporality {
 			p.StartTime, p.Value = d.Since, d.TotalJ
 		}
@@ -104,11 +108,11 @@ func (b *Builder) energy(s collect.Sample) metricdata.Metrics {
 	}
 }
 
-func power(s collect.Sample) metricdata.Metrics {
+func power(s collect.Sample, attrs []attribute.Set) metricdata.Metrics {
 	points := make([]metricdata.DataPoint[float64], len(s.Power))
 	for i := range s.Power {
 		d := &s.Power[i]
-		points[i] = metricdata.DataPoint[float64]{Attributes: powerAttrs(d, s.Primary), StartTime: d.Start, Time: d.End, Value: d.Watts()}
+		points[i] = metricdata.DataPoint[float64]{Attributes: attrs[i], StartTime: d.Start, Time: d.End, Value: d.Watts()}
 	}
 	return metricdata.Metrics{
 		Name:        semconv.MetricPower,
@@ -126,23 +130,32 @@ var modeAttrs = func() [7]attribute.KeyValue {
 	return kv
 }()
 
+// modeSets are the attribute sets of the host's CPU time, the same every cycle.
+var modeSets = func() [7]attribute.Set {
+	var sets [7]attribute.Set
+	for i, kv := range modeAttrs {
+		sets[i] = attribute.NewSet(kv)
+	}
+	return sets
+}()
+
 func (b *Builder) cpuTime(c *collect.CPU) metricdata.Metrics {
 	all, perCPU, start := c.All, c.PerCPU, c.Start
 	if b.temporality == metricdata.CumulativeTemporality {
 		all, perCPU, start = c.AllTotal, c.PerCPUTotal, c.Since
 	}
 	points := make([]metricdata.DataPoint[float64], 0, 7*(1+len(perCPU)))
-	appendModes := func(t cpustat.Times, extra ...attribute.KeyValue) {
-		for i, v := range t.Modes() {
+	for i, v := range all.Modes() {
+		points = append(points, metricdata.DataPoint[float64]{Attributes: modeSets[i], StartTime: start, Time: c.End, Value: v})
+	}
+	for _, p := range perCPU {
+		cpu := attribute.Int(semconv.AttrCPUNumber, p.Number)
+		for i, v := range p.Modes() {
 			points = append(points, metricdata.DataPoint[float64]{
-				Attributes: attribute.NewSet(append(extra, modeAttrs[i])...),
+				Attributes: attribute.NewSet(cpu, modeAttrs[i]),
 				StartTime:  start, Time: c.End, Value: v,
 			})
 		}
-	}
-	appendModes(all)
-	for _, p := range perCPU {
-		appendModes(p.Times, attribute.Int(semconv.AttrCPUNumber, p.Number))
 	}
 	return metricdata.Metrics{
 		Name:        semconv.MetricCPUTime,

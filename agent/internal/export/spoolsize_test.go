@@ -33,10 +33,12 @@ func TestSpoolDefaultHoldsADay(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { _ = freq.Close() })
 	idle, err := cpuidle.Open(fs)
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { _ = idle.Close() })
 	now := time.Unix(1_700_000_000, 0)
 	c := collect.New(fs, sources, collect.Options{Freq: freq, Idle: idle, Now: func() time.Time { return now }}, discard)
 	res := NewResource(host, Place{Region: "cn-hangzhou", Zone: "cn-hangzhou-h", Datacenter: "hz-dc1"}, "v1.2.3", 10*time.Second)

@@ -105,38 +105,79 @@ func ReadInt(path string) (int64, error) {
 // ErrSyntax is returned for an attribute that is not one unsigned decimal number.
 var ErrSyntax = errors.New("not a decimal number")
 
-// ReadUintBuf reads the unsigned decimal number in the attribute at path into buf and parses
-// it with ParseUint, for readers that read thousands of attributes per reading (one per CPU,
-// or per idle state of each CPU). It uses the system calls directly: os.Open allocates a File
-// per call, which on a host with 512 CPUs would be thousands of allocations per reading; this
-// allocates only the path's C string. An attribute that fills buf is an error: size buf one
-// byte larger than the longest attribute expected (32 bytes hold 20 digits and a newline).
-// Errors of the system calls are *fs.PathError, so IsOffline and errors.Is(err,
-// fs.ErrPermission) see through them.
-func ReadUintBuf(path string, buf []byte) (uint64, error) {
-	fd, err := syscall.Open(path, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
-	if err != nil {
-		return 0, &fs.PathError{Op: "open", Path: path, Err: err}
+// Attr is a numeric attribute that a reader reads every interval, such as one per CPU or
+// per idle state of each CPU: thousands per reading on a large host. It keeps the file open
+// between readings and reads it with pread at offset 0, which has the kernel format the
+// value anew (Documentation/filesystems/sysfs.rst: "If userspace seeks back to zero or does
+// a pread(2) with an offset of '0' the show() method will be called again"). Opening and
+// closing are most of the cost of reading an attribute: 1.0 µs for the pread against 5.5 µs
+// for open, read and close, measured on a cpuidle attribute. A read that fails closes the
+// file, and the next reading opens the path again: a CPU that goes offline takes its files
+// with it (ENODEV on the open file, ENOENT on the path) and brings new ones when it returns.
+//
+// The zero Attr has no path; make one with NewAttr, and Close it when done. It holds one file
+// descriptor and must not be used by two goroutines at once. Sysfs never replaces an
+// attribute's file: a test that changes one must write it in place (os.WriteFile), as a new
+// file renamed over it would go unseen by the open one.
+type Attr struct {
+	path string
+	fd   int
+	open bool
+}
+
+// NewAttr returns the attribute at path, opened at its first reading.
+func NewAttr(path string) Attr { return Attr{path: path} }
+
+// Path is the attribute's path.
+func (a *Attr) Path() string { return a.path }
+
+// ReadUint reads the unsigned decimal number in the attribute into buf and parses it with
+// ParseUint; it allocates nothing once the file is open. An attribute that fills buf is an
+// error: size buf one byte larger than the longest attribute expected (32 bytes hold 20
+// digits and a newline). Errors of the system calls are *fs.PathError, so IsOffline and
+// errors.Is(err, fs.ErrPermission) see through them.
+func (a *Attr) ReadUint(buf []byte) (uint64, error) {
+	if !a.open {
+		fd, err := syscall.Open(a.path, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
+		if err != nil {
+			return 0, &fs.PathError{Op: "open", Path: a.path, Err: err}
+		}
+		a.fd, a.open = fd, true
 	}
-	defer syscall.Close(fd)
-	var n int
+	var (
+		n   int
+		err error
+	)
 	for {
-		n, err = syscall.Read(fd, buf)
+		n, err = syscall.Pread(a.fd, buf, 0)
 		if !errors.Is(err, syscall.EINTR) {
 			break
 		}
 	}
 	if err != nil {
-		return 0, &fs.PathError{Op: "read", Path: path, Err: err}
+		_ = a.Close() // opened again at the next reading
+		return 0, &fs.PathError{Op: "read", Path: a.path, Err: err}
 	}
 	if n >= len(buf) {
-		return 0, fmt.Errorf("parse %s: longer than %d bytes", path, len(buf)-1)
+		return 0, fmt.Errorf("parse %s: longer than %d bytes", a.path, len(buf)-1)
 	}
 	v, err := ParseUint(buf[:n])
 	if err != nil {
-		return 0, fmt.Errorf("parse %s: %w", path, err)
+		return 0, fmt.Errorf("parse %s: %w", a.path, err)
 	}
 	return v, nil
+}
+
+// Close closes the attribute's file, if open. A later ReadUint opens it again.
+func (a *Attr) Close() error {
+	if !a.open {
+		return nil
+	}
+	a.open = false
+	if err := syscall.Close(a.fd); err != nil {
+		return &fs.PathError{Op: "close", Path: a.path, Err: err}
+	}
+	return nil
 }
 
 // ParseUint parses one unsigned decimal number followed by optional white space (the newline

@@ -57,7 +57,7 @@ func TestParseUint(t *testing.T) {
 }
 
 func FuzzParseUint(f *testing.F) {
-	// Seeds: the attributes ReadUintBuf reads on real machines (cpufreq's kHz, cpuidle's
+	// Seeds: the attributes Attr reads on real machines (cpufreq's kHz, cpuidle's
 	// usage count and µs).
 	for _, m := range []string{"intel-xeon-2s", "amd-epyc", "ampere-altra"} {
 		cpu1 := filepath.Join(fixture.Root(f, m), "sys", "devices", "system", "cpu", "cpu1")
@@ -93,7 +93,7 @@ func FuzzParseUint(f *testing.F) {
 	})
 }
 
-func TestReadUintBuf(t *testing.T) {
+func TestAttrReadUint(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	write := func(name, data string) string {
@@ -124,26 +124,105 @@ func TestReadUintBuf(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			var buf [32]byte
-			got, err := ReadUintBuf(tt.path, buf[:])
+			a := NewAttr(tt.path)
+			t.Cleanup(func() { _ = a.Close() })
+			got, err := a.ReadUint(buf[:])
 			if tt.wantErr == nil && tt.wantMsg == "" {
 				if err != nil || got != tt.want {
-					t.Fatalf("ReadUintBuf = %d, %v; want %d", got, err, tt.want)
+					t.Fatalf("ReadUint = %d, %v; want %d", got, err, tt.want)
 				}
 				return
 			}
 			if err == nil {
-				t.Fatalf("ReadUintBuf = %d, want an error", got)
+				t.Fatalf("ReadUint = %d, want an error", got)
 			}
 			if tt.wantErr != nil && !errors.Is(err, tt.wantErr) {
-				t.Errorf("ReadUintBuf error = %v, want one wrapping %v", err, tt.wantErr)
+				t.Errorf("ReadUint error = %v, want one wrapping %v", err, tt.wantErr)
 			}
 			if !strings.Contains(err.Error(), tt.wantMsg) || !strings.Contains(err.Error(), tt.path) {
-				t.Errorf("ReadUintBuf error %q does not say %q and name %s", err, tt.wantMsg, tt.path)
+				t.Errorf("ReadUint error %q does not say %q and name %s", err, tt.wantMsg, tt.path)
 			}
 			if IsOffline(err) != tt.offline {
 				t.Errorf("IsOffline(%v) = %t, want %t", err, !tt.offline, tt.offline)
 			}
 		})
+	}
+}
+
+// TestAttrKeepsTheFileOpen: readings after the first see what the file holds then through
+// the file opened at the first; a failed read closes it, and the next reading opens the path
+// again, as when a CPU goes offline and comes back.
+func TestAttrKeepsTheFileOpen(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "usage")
+	write := func(data string) {
+		t.Helper()
+		if err := os.WriteFile(path, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a := NewAttr(path)
+	t.Cleanup(func() { _ = a.Close() })
+	var buf [32]byte
+	read := func(want uint64) {
+		t.Helper()
+		if got, err := a.ReadUint(buf[:]); err != nil || got != want {
+			t.Fatalf("ReadUint = %d, %v; want %d", got, err, want)
+		}
+	}
+
+	// Missing at first (an offline CPU): an error, and found once it is there.
+	if _, err := a.ReadUint(buf[:]); !IsOffline(err) {
+		t.Fatalf("ReadUint of a missing file: %v, want an offline error", err)
+	}
+	write("100\n")
+	read(100)
+	// Written in place, as the kernel's show() would answer: the open file sees it.
+	write("12345678\n")
+	read(12345678)
+	write("7\n")
+	read(7)
+
+	// A new file renamed over the path goes unseen while the file stays open...
+	tmp := filepath.Join(dir, "new")
+	if err := os.WriteFile(tmp, []byte("42\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+	read(7)
+	// ...and is read once a Close makes the next reading open the path again.
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	read(42)
+
+	// A read that fails closes the file: here the path becomes a directory (EISDIR), then a
+	// file again.
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(path, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.ReadUint(buf[:]); !errors.Is(err, syscall.EISDIR) {
+		t.Fatalf("ReadUint of a directory: %v, want EISDIR", err)
+	}
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	write("9\n")
+	read(9)
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
 	}
 }
 
@@ -262,16 +341,18 @@ func TestReadUint(t *testing.T) {
 	}
 }
 
-// BenchmarkReadUintBuf reads one attribute: the path's C string is its only allocation.
-func BenchmarkReadUintBuf(b *testing.B) {
+// BenchmarkAttrReadUint reads one attribute kept open: one pread, no allocation.
+func BenchmarkAttrReadUint(b *testing.B) {
 	path := filepath.Join(b.TempDir(), "scaling_cur_freq")
 	if err := os.WriteFile(path, []byte("3199998\n"), 0o644); err != nil {
 		b.Fatal(err)
 	}
+	a := NewAttr(path)
+	defer a.Close()
 	var buf [32]byte
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := ReadUintBuf(path, buf[:]); err != nil {
+		if _, err := a.ReadUint(buf[:]); err != nil {
 			b.Fatal(err)
 		}
 	}

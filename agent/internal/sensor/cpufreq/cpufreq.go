@@ -35,13 +35,14 @@ type Freq struct {
 	Hz float64
 }
 
-// Reader reads the clock of the CPUs that were online when it was opened. It keeps its
-// buffers between readings, so one Reader must not be used by two goroutines at once.
+// Reader reads the clock of the CPUs that were online when it was opened. It keeps their
+// files open and its buffers between readings (Close closes them), so one Reader must not be
+// used by two goroutines at once.
 type Reader struct {
-	cpus  []int    // CPU numbers, ascending
-	paths []string // scaling_cur_freq of each CPU in cpus
-	buf   [32]byte // one attribute: at most 20 digits and a newline
-	out   []Freq   // the result of the last Read
+	cpus  []int        // CPU numbers, ascending
+	files []sysfs.Attr // scaling_cur_freq of each CPU in cpus
+	buf   [32]byte     // one attribute: at most 20 digits and a newline
+	out   []Freq       // the result of the last Read
 }
 
 // Open finds the scaling_cur_freq of every online CPU below the root of fs. It returns an
@@ -62,7 +63,7 @@ func Open(fsys sysfs.FS) (*Reader, error) {
 			continue // this CPU has no policy: another driver's domain, or none at all
 		}
 		r.cpus = append(r.cpus, cpu)
-		r.paths = append(r.paths, p)
+		r.files = append(r.files, sysfs.NewAttr(p))
 	}
 	if len(r.cpus) == 0 {
 		// Virtual machines and cloud instances whose hypervisor keeps the clock (AWS
@@ -85,8 +86,8 @@ func (r *Reader) CPUs() []int { return slices.Clone(r.cpus) }
 func (r *Reader) Read() ([]Freq, error) {
 	r.out = r.out[:0]
 	var errs []error
-	for i, p := range r.paths {
-		khz, err := sysfs.ReadUintBuf(p, r.buf[:])
+	for i := range r.files {
+		khz, err := r.files[i].ReadUint(r.buf[:])
 		if err != nil {
 			if !isOffline(err) {
 				errs = append(errs, err)
@@ -102,6 +103,15 @@ func (r *Reader) Read() ([]Freq, error) {
 		return r.out, fmt.Errorf("read cpufreq: %w", errors.Join(errs...))
 	}
 	return r.out, nil
+}
+
+// Close closes the CPUs' files.
+func (r *Reader) Close() error {
+	var errs []error
+	for i := range r.files {
+		errs = append(errs, r.files[i].Close())
+	}
+	return errors.Join(errs...)
 }
 
 // Mean is the mean clock of f in Hz, 0 for no readings. Every CPU weighs the same, so on a

@@ -48,6 +48,7 @@ func TestReadFixtures(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			t.Cleanup(func() { _ = r.Close() })
 			got, err := r.Read()
 			if err != nil {
 				t.Fatal(err)
@@ -118,6 +119,7 @@ func TestReadEdgeCases(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { _ = r.Close() })
 	if diff := cmp.Diff([]int{0, 1, 2, 3, 4, 6, 10, 11}, r.CPUs()); diff != "" {
 		t.Errorf("CPUs() (-want +got):\n%s", diff)
 	}
@@ -175,6 +177,7 @@ func BenchmarkRead(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	b.Cleanup(func() { _ = r.Close() })
 	b.ReportAllocs()
 	for b.Loop() {
 		if f, err := r.Read(); err != nil || len(f) != 512 {

@@ -43,15 +43,16 @@ type State struct {
 	Time time.Duration
 }
 
-// stateFiles locates one state of one CPU.
+// stateFiles are the counters of one state of one CPU.
 type stateFiles struct {
 	name        string
 	cpu         int
-	usage, time string // paths
+	usage, time sysfs.Attr
 }
 
-// Reader reads the idle states that existed when it was opened. It keeps its buffers
-// between readings, so one Reader must not be used by two goroutines at once.
+// Reader reads the idle states that existed when it was opened. It keeps their files open
+// and its buffers between readings (Close closes them), so one Reader must not be used by two
+// goroutines at once.
 type Reader struct {
 	driver string
 	states []stateFiles // by CPU, then state index
@@ -98,7 +99,7 @@ func Open(fsys sysfs.FS) (*Reader, error) {
 			}
 			r.states = append(r.states, stateFiles{
 				name: internName(r.states, name), cpu: cpu,
-				usage: stDir + "/usage", time: stDir + "/time",
+				usage: sysfs.NewAttr(stDir + "/usage"), time: sysfs.NewAttr(stDir + "/time"),
 			})
 		}
 	}
@@ -120,17 +121,18 @@ func (r *Reader) Driver() string { return r.driver }
 func (r *Reader) Read() ([]State, error) {
 	r.out = r.out[:0]
 	var errs []error
-	for _, s := range r.states {
-		usage, err := sysfs.ReadUintBuf(s.usage, r.buf[:])
+	for i := range r.states {
+		s := &r.states[i]
+		usage, err := s.usage.ReadUint(r.buf[:])
 		if err != nil {
 			if !sysfs.IsOffline(err) {
 				errs = append(errs, err)
 			}
 			continue
 		}
-		us, err := sysfs.ReadUintBuf(s.time, r.buf[:])
+		us, err := s.time.ReadUint(r.buf[:])
 		if err == nil && us > math.MaxInt64/uint64(time.Microsecond) {
-			err = fmt.Errorf("parse %s: %d µs overflows a duration", s.time, us)
+			err = fmt.Errorf("parse %s: %d µs overflows a duration", s.time.Path(), us)
 		}
 		if err != nil {
 			if !sysfs.IsOffline(err) {
@@ -144,6 +146,15 @@ func (r *Reader) Read() ([]State, error) {
 		return r.out, fmt.Errorf("read cpuidle: %w", errors.Join(errs...))
 	}
 	return r.out, nil
+}
+
+// Close closes the files of the states.
+func (r *Reader) Close() error {
+	var errs []error
+	for i := range r.states {
+		errs = append(errs, r.states[i].usage.Close(), r.states[i].time.Close())
+	}
+	return errors.Join(errs...)
 }
 
 // ByName sums usage and time per state name over all CPUs: the host's figure, with CPU −1,

@@ -75,6 +75,7 @@ func TestReadFixtures(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			t.Cleanup(func() { _ = r.Close() })
 			if r.Driver() != tt.driver {
 				t.Errorf("Driver() = %q, want %q", r.Driver(), tt.driver)
 			}
@@ -151,6 +152,7 @@ func TestReadEdgeCases(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { _ = r.Close() })
 	if err := os.RemoveAll(filepath.Join(root, cpu, "cpu6", "cpuidle")); err != nil { // offline since Open
 		t.Fatal(err)
 	}
@@ -206,6 +208,7 @@ func BenchmarkRead(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	b.Cleanup(func() { _ = r.Close() })
 	b.ReportAllocs()
 	for b.Loop() {
 		if s, err := r.Read(); err != nil || len(s) != 1024 {
