@@ -14,12 +14,15 @@ GOLANGCI     := $(TOOLS)/bin/golangci-lint
 INFLUXDB_VERSION  := v1.8.10
 GOLANGCI_VERSION  := v2.15.0
 LDFLAGS      := -s -w -X main.version=$(VERSION)
+# grpcnotrace leaves out gRPC's /debug/requests tracing (golang.org/x/net/trace), which neither
+# binary serves: 3 MB less binary and resident memory (docs/performance.md).
+BUILDTAGS    := grpcnotrace
 PLATFORMS    := linux/amd64 linux/arm64
 BINARIES     := fleetwatt-agent:./agent fleetwatt-collector:./collector
 
 export CGO_ENABLED := 0
 
-.PHONY: all build deps test test-gpu test-short bench fuzz lint tools demo clean help
+.PHONY: all build packages deps test test-gpu test-short bench fuzz lint tools demo clean help dashboards
 
 all: build
 
@@ -32,9 +35,13 @@ build: ## both binaries for linux/amd64 and linux/arm64 into bin/, CGO off, vers
 	  for b in $(BINARIES); do \
 	    name=$${b%%:*}; pkg=$${b#*:}; \
 	    echo "build $$name $$os/$$arch"; \
-	    GOOS=$$os GOARCH=$$arch go build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/$$os-$$arch/$$name $$pkg || exit 1; \
+	    GOOS=$$os GOARCH=$$arch go build -trimpath -tags '$(BUILDTAGS)' -ldflags '$(LDFLAGS)' -o $(BIN)/$$os-$$arch/$$name $$pkg || exit 1; \
 	  done; \
 	done
+
+packages: build ## .deb and .rpm of both binaries for amd64 and arm64 into dist/ (deploy/packaging)
+	SOURCE_DATE_EPOCH=$$(git log -1 --format=%ct 2>/dev/null || echo 0) \
+	  go run ./deploy/packaging --version $(VERSION) --bin $(BIN) --out $(CURDIR)/dist
 
 tools: $(INFLUXD) ## install the tools the tests and the demo need (influxd, golangci-lint)
 tools: $(GOLANGCI)
@@ -61,8 +68,12 @@ test-gpu: ## on a machine with an NVIDIA GPU: the NVML binding against the real 
 test-short: deps $(INFLUXD) ## every test without the race detector (faster)
 	FLEETWATT_INFLUXD=$(INFLUXD) go test -count=1 ./...
 
-bench: $(INFLUXD) ## the benchmarks of the hot paths
-	FLEETWATT_INFLUXD=$(INFLUXD) go test -run '^$$' -bench . -benchmem -count=1 ./...
+bench: $(INFLUXD) ## every benchmark, then one table: figures, targets, change against bench/baseline.json
+	@# The agent's footprint runs the released binary for FLEETWATT_BENCH_AGENT_TIME per interval
+	@# (default here 60s; 20s for a quick look). BENCHFLAGS go to the table: -only REGEXP,
+	@# -count N, -record, -strict (docs/performance.md).
+	FLEETWATT_INFLUXD=$(INFLUXD) FLEETWATT_BENCH_AGENT_TIME=$${FLEETWATT_BENCH_AGENT_TIME:-60s} \
+	  go run ./internal/benchtable $(BENCHFLAGS)
 
 FUZZTIME ?= 10s
 fuzz: ## run every fuzz target for FUZZTIME (default 10s) each
@@ -72,6 +83,9 @@ fuzz: ## run every fuzz target for FUZZTIME (default 10s) each
 	    go test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 5s $$pkg || exit 1; \
 	  done; \
 	done
+
+dashboards: ## regenerate the Grafana dashboards (dashboards/grafana/*.json) from their Go definitions
+	go run ./dashboards/grafana/gen
 
 lint: $(GOLANGCI) ## golangci-lint (errorlint, sloglint, gosec, revive, staticcheck, gofumpt)
 	$(GOLANGCI) run ./...

@@ -25,7 +25,10 @@ import (
 	"time"
 
 	"github.com/fleetwatt/fleetwatt/collector/internal/auth"
+	"github.com/fleetwatt/fleetwatt/collector/internal/chart"
 	"github.com/fleetwatt/fleetwatt/collector/internal/config"
+	"github.com/fleetwatt/fleetwatt/collector/internal/forward"
+	"github.com/fleetwatt/fleetwatt/collector/internal/hosts"
 	"github.com/fleetwatt/fleetwatt/collector/internal/influx"
 	"github.com/fleetwatt/fleetwatt/collector/internal/pipeline"
 	"github.com/fleetwatt/fleetwatt/collector/internal/receive"
@@ -33,6 +36,7 @@ import (
 	"github.com/fleetwatt/fleetwatt/collector/internal/report"
 	"github.com/fleetwatt/fleetwatt/collector/internal/rollup"
 	"github.com/fleetwatt/fleetwatt/collector/internal/wal"
+	"github.com/fleetwatt/fleetwatt/collector/internal/web"
 	"github.com/fleetwatt/fleetwatt/internal/influxql"
 )
 
@@ -147,9 +151,11 @@ func configFlags(fs *flag.FlagSet, all bool) map[string]func(*config.Config, str
 	if all {
 		str("otlp-grpc", def.OTLP.GRPC, `OTLP/gRPC listen address, "" disables (otlp.grpc)`, func(c *config.Config, v string) { c.OTLP.GRPC = v })
 		str("otlp-http", def.OTLP.HTTP, `OTLP/HTTP listen address, "" disables (otlp.http)`, func(c *config.Config, v string) { c.OTLP.HTTP = v })
-		str("listen", def.Listen, "address of /healthz, /readyz, /metrics, /api/v1/report and /api/v1/plan (listen)", func(c *config.Config, v string) { c.Listen = v })
-		fs.Duration("rollup-every", def.Rollup.Every, "how often to recompute the hourly rollups of the last 3 hours; 0 disables (rollup.every)")
+		str("listen", def.Listen, "address of the web page (/), /healthz, /readyz, /metrics and the API: /api/v1/report, plan, hosts, charts (listen)", func(c *config.Config, v string) { c.Listen = v })
+		fs.Duration("rollup-every", def.Rollup.Every, "how often to recompute the hourly rollups of the last 3 hours and the daily ones of their days; 0 disables (rollup.every)")
 		set["rollup-every"] = func(c *config.Config, v string) { c.Rollup.Every, _ = time.ParseDuration(v) }
+		fs.Duration("self-metrics-every", def.SelfMetrics.Every, "how often to store the collector's own counters in InfluxDB; 0 disables (self_metrics.every)")
+		set["self-metrics-every"] = func(c *config.Config, v string) { c.SelfMetrics.Every, _ = time.ParseDuration(v) }
 		str("regions", "", "CSV file of regional factors overriding the shipped table (regions_file)", func(c *config.Config, v string) { c.RegionsFile = v })
 		str("log-level", def.Log.Level, "debug, info, warn or error (log.level)", func(c *config.Config, v string) { c.Log.Level = v })
 		str("tls-cert", "", "certificate of the OTLP receivers and the listener, PEM (tls.cert_file)", func(c *config.Config, v string) { c.TLS.CertFile = v })
@@ -157,6 +163,13 @@ func configFlags(fs *flag.FlagSet, all bool) map[string]func(*config.Config, str
 		str("tls-client-ca", "", "CA of the agents' certificates: mutual TLS on the receivers (tls.client_ca_file)", func(c *config.Config, v string) { c.TLS.ClientCAFile = v })
 		str("wal-dir", "", "write-ahead log directory: exports are acknowledged once on disk there; \"\" acknowledges once in InfluxDB (wal.dir)", func(c *config.Config, v string) { c.WAL.Dir = v })
 		str("auth-tokens-file", "", "bearer tokens (SHA-256) and the regions each may write; see docs/security.md (auth.tokens_file)", func(c *config.Config, v string) { c.Auth.TokensFile = v })
+		str("forward-endpoint", "", "forward accepted exports to this central collector's OTLP/HTTP URL instead of writing InfluxDB, through the WAL (needs --wal-dir) (forward.endpoint)", func(c *config.Config, v string) { c.Forward.Endpoint = v })
+		str("forward-token-file", "", "file holding the bearer token for the central collector (forward.token_file)", func(c *config.Config, v string) { c.Forward.TokenFile = v })
+		str("forward-ca", "", "CA of the central collector's certificate, PEM; default the system roots (forward.tls.ca_file)", func(c *config.Config, v string) { c.Forward.TLS.CAFile = v })
+		str("forward-cert", "", "client certificate for a central collector that requires mutual TLS, PEM (forward.tls.cert_file)", func(c *config.Config, v string) { c.Forward.TLS.CertFile = v })
+		str("forward-key", "", "its private key, PEM (forward.tls.key_file)", func(c *config.Config, v string) { c.Forward.TLS.KeyFile = v })
+		fs.Duration("forward-timeout", def.Forward.Timeout, "bound on one request to the central collector (forward.timeout)")
+		set["forward-timeout"] = func(c *config.Config, v string) { c.Forward.Timeout, _ = time.ParseDuration(v) }
 	}
 	return set
 }
@@ -215,14 +228,28 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		return err
 	}
 	q := &influxql.Client{URL: cfg.Influx.URL, Token: token}
-	store, retryAfter, closeStore, err := newStore(ctx, cfg.WAL, w, mx, log)
-	if err != nil {
-		return err
+	var (
+		p          *pipeline.Pipeline
+		store      pipeline.Writer // nil when forwarding
+		retryAfter time.Duration
+		closeStore func()
+		ready      pinger = w
+	)
+	if cfg.Forwarding() {
+		var fw pipeline.MetricsWriter
+		if fw, ready, closeStore, err = newForwarder(ctx, cfg, mx, log); err != nil {
+			return err
+		}
+		p, retryAfter = pipeline.NewForwarding(fw, log, pipelineOptions(cfg.Limits)), wal.DefaultRetryAfter
+	} else {
+		if store, retryAfter, closeStore, err = newStore(ctx, cfg.WAL, w, mx, log); err != nil {
+			return err
+		}
+		p = pipeline.NewWithOptions(store, log, pipelineOptions(cfg.Limits))
 	}
 	// Deferred after w.Close, so it runs before it; after the receivers have stopped, so
 	// every request they accepted is stored first.
 	defer closeStore()
-	p := pipeline.NewWithOptions(store, log, pipelineOptions(cfg.Limits))
 	rtls := receive.TLS{CertFile: cfg.TLS.CertFile, KeyFile: cfg.TLS.KeyFile, ClientCAFile: cfg.TLS.ClientCAFile}
 	// An interface, not a *auth.Tokens: a nil pointer inside it would not be nil.
 	var authn receive.Authenticator
@@ -232,15 +259,20 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 			return err
 		}
 		authn = tokens
-		stopReload := reloadOnHUP(ctx, tokens, log)
-		defer stopReload()
 	}
+	// SIGHUP (systemctl reload) reloads the tokens file; without one it must not stop us.
+	stopReload := reloadOnHUP(ctx, tokens, log)
+	defer stopReload()
 	rcv := receive.New(receive.Config{
 		GRPCAddr: cfg.OTLP.GRPC, HTTPAddr: cfg.OTLP.HTTP, TLS: rtls, Auth: authn, RetryAfter: retryAfter,
 	}, p, log)
 	mx.pipeline, mx.receiver = p, rcv
-	stopSelfReport := selfReport(ctx, mx, store, selfReportEvery, log)
-	defer stopSelfReport()
+	if store != nil && cfg.SelfMetrics.Every > 0 {
+		// A forwarding collector's own counters stay on its /metrics: sent on, they would
+		// carry no cloud.region, which a central collector's region-bound token refuses.
+		stopSelfReport := selfReport(ctx, mx, store, cfg.SelfMetrics.Every, log)
+		defer stopSelfReport()
+	}
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
@@ -259,9 +291,11 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		return err
 	}
 	var roller *rollup.Runner
-	if cfg.Rollup.Every > 0 {
+	if cfg.Rollup.Every > 0 && !cfg.Forwarding() { // the central collector computes them
 		rlog := log.With("component", "rollup")
-		roller = rollup.NewRunner(rollup.New(q, w, cfg.Influx.Bucket, rlog).Rollup, cfg.Rollup.Every, 0, rlog)
+		r := rollup.New(q, w, cfg.Influx.Bucket, rlog)
+		r.Regions = factors // cost_usd and co2e_kg beside the energy, for InfluxQL dashboards
+		roller = rollup.NewRunner(r.Rollup, cfg.Rollup.Every, 0, rlog)
 		roller.Start(ctx)
 	}
 	api := map[string]http.Handler{
@@ -275,21 +309,29 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 			q:      &influxql.Client{URL: cfg.Influx.URL, Token: token, HTTP: noTimeout()},
 			bucket: cfg.Influx.Bucket, factors: factors,
 		},
-		"GET /metrics": mx.handler(),
+		"GET /api/v1/charts/{file}": &chart.Handler{
+			Querier: &influxql.Client{URL: cfg.Influx.URL, Token: token, HTTP: noTimeout()},
+			Bucket:  cfg.Influx.Bucket, Regions: factors, Log: log,
+		},
+		"GET /api/v1/hosts": &hosts.Handler{Querier: &influxql.Client{URL: cfg.Influx.URL, Token: token, HTTP: noTimeout()}, Bucket: cfg.Influx.Bucket, Log: log},
+		"GET /metrics":      mx.handler(),
+		"GET /":             web.Handler(),
 	}
-	health := &http.Server{Handler: httpHandler(w, api), ReadHeaderTimeout: 10 * time.Second}
+	health := &http.Server{Handler: httpHandler(ready, api), ReadHeaderTimeout: 10 * time.Second}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- health.Serve(ln) }()
 
 	log.Info("fleetwatt-collector started", "version", version,
 		"otlp_grpc", addrString(rcv.GRPCAddr()), "otlp_http", addrString(rcv.HTTPAddr()),
 		"listen", ln.Addr().String(), "influx_url", cfg.Influx.URL, "influx_bucket", cfg.Influx.Bucket,
-		"influx_token", token != "", "rollup_every", cfg.Rollup.Every.String())
-	pingCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	if err := w.Ping(pingCtx); err != nil {
-		log.Warn("influxdb does not answer yet; exports are refused as retryable until it does", "error", err)
+		"influx_token", token != "", "rollup_every", cfg.Rollup.Every.String(), "forward_endpoint", cfg.Forward.Endpoint)
+	if !cfg.Forwarding() {
+		pingCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		if err := w.Ping(pingCtx); err != nil {
+			log.Warn("influxdb does not answer yet; exports are refused as retryable until it does", "error", err)
+		}
+		cancel()
 	}
-	cancel()
 
 	var runErr error
 	select {
@@ -366,8 +408,66 @@ func newStore(ctx context.Context, cfg config.WAL, w *influx.Writer, mx *metrics
 	}, nil
 }
 
+// newForwarder opens the write-ahead log for OTLP records and starts the drainer that sends
+// them to the central collector: accepted exports go to mw, durable once it returns; the
+// collector is ready while the log takes appends. closeStore stops the drainer and closes the
+// log. A log still holding line protocol (this collector wrote InfluxDB until now) is refused:
+// that cannot be sent over OTLP.
+func newForwarder(ctx context.Context, cfg config.Config, mx *metrics, log *slog.Logger) (mw pipeline.MetricsWriter, ready pinger, closeStore func(), err error) {
+	flog := log.With("component", "forwarder")
+	client, err := forward.NewClient(forward.ClientOptions{
+		Endpoint: cfg.Forward.Endpoint, TokenFile: cfg.Forward.TokenFile, Timeout: cfg.Forward.Timeout,
+		TLS:         forward.TLS{CAFile: cfg.Forward.TLS.CAFile, CertFile: cfg.Forward.TLS.CertFile, KeyFile: cfg.Forward.TLS.KeyFile},
+		Compression: cfg.Forward.Compression, UserAgent: "fleetwatt-collector/" + version, Latency: mx.forwardLatency,
+	})
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	wl, err := wal.Open(wal.Options{
+		Dir: cfg.WAL.Dir, MaxBytes: cfg.WAL.MaxBytes, SegmentBytes: cfg.WAL.SegmentBytes, SyncInterval: cfg.WAL.SyncInterval,
+		Kind: wal.KindOTLP,
+	}, log.With("component", "wal"))
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if n := wl.PendingBytes(wal.KindLineProtocol); n > 0 {
+		wl.Close()
+		return nil, nil, nil, fmt.Errorf("forward: the write-ahead log %s still holds %d bytes of line protocol for InfluxDB, which cannot be forwarded: "+
+			"start once without forward.endpoint until fleetwatt_collector_wal_pending_bytes is 0, then forward", cfg.WAL.Dir, n)
+	}
+	drainer := forward.NewDrainer(wl, client, forward.DrainerOptions{
+		DeadLetterPath: cfg.WAL.DeadLetter, MaxBackoff: cfg.Forward.MaxBackoff,
+	}, log)
+	if err := drainer.Start(ctx); err != nil {
+		wl.Close()
+		return nil, nil, nil, err
+	}
+	flog.Info("forwarding to the central collector through the write-ahead log: exports are acknowledged once on disk",
+		"endpoint", client.URL(), "wal_dir", cfg.WAL.Dir, "max_bytes", cfg.WAL.MaxBytes, "token", cfg.Forward.TokenFile != "")
+	fw := forward.NewWriter(wl, cfg.WAL.SegmentBytes)
+	mx.wal, mx.forwardWriter, mx.forwarder = wl, fw, drainer
+	return fw, walReady{wl}, func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
+		defer cancel()
+		if err := drainer.Shutdown(sctx); err != nil {
+			flog.Warn("forwarder stopped before the log was empty; the rest is sent at the next start", "error", err)
+		}
+		if err := wl.Close(); err != nil {
+			flog.Error("close the write-ahead log", "error", err)
+		}
+		client.Close()
+	}, nil
+}
+
+// walReady is /readyz of a forwarding collector: ready while the log takes appends, whether
+// or not the central collector answers, since an export is acknowledged once on disk.
+type walReady struct{ w *wal.WAL }
+
+func (r walReady) Ping(context.Context) error { return r.w.Ready() }
+
 // reloadOnHUP reloads the tokens file on SIGHUP until ctx ends; a broken file keeps the old
-// tokens. The returned func stops it.
+// tokens. With no tokens (nil) a SIGHUP is logged and otherwise ignored, never fatal. The
+// returned func stops it.
 func reloadOnHUP(ctx context.Context, tokens *auth.Tokens, log *slog.Logger) (stop func()) {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
@@ -380,6 +480,10 @@ func reloadOnHUP(ctx context.Context, tokens *auth.Tokens, log *slog.Logger) (st
 			case <-ctx.Done():
 				return
 			case <-hup:
+				if tokens == nil {
+					log.Info("SIGHUP: nothing to reload (no auth.tokens_file)")
+					continue
+				}
 				if err := tokens.Reload(); err != nil {
 					log.Error("reload of the tokens file failed; the previous tokens stay in force", "error", err)
 				} else {
@@ -422,8 +526,8 @@ func httpHandler(p pinger, api map[string]http.Handler) http.Handler {
 func healthHandler(p pinger) http.Handler { return httpHandler(p, nil) }
 
 // addHealth adds GET /healthz (200 while the process runs) and GET /readyz (200 when
-// InfluxDB answers, 503 with the reason otherwise: a load balancer should then send exports
-// elsewhere).
+// p answers: InfluxDB, or a forwarding collector's write-ahead log; 503 with the reason
+// otherwise: a load balancer should then send exports elsewhere).
 func addHealth(mux *http.ServeMux, p pinger) {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, "ok")

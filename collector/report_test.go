@@ -4,15 +4,25 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"encoding/xml"
+	"errors"
+	"html"
+	"image/png"
 	"io"
 	"math"
 	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/influxdata/influxdb-client-go/v2/api/write"
 
+	"github.com/fleetwatt/fleetwatt/collector/internal/chart"
 	"github.com/fleetwatt/fleetwatt/collector/internal/influx"
 	"github.com/fleetwatt/fleetwatt/collector/internal/report"
 	"github.com/fleetwatt/fleetwatt/internal/influxtest"
@@ -43,7 +53,7 @@ func writeFleet(t *testing.T, s *influxtest.Server, end time.Time) {
 		for k := range 120 {
 			ts := end.Add(-time.Duration(k) * time.Minute)
 			u := h.mu + 0.25*math.Sin(float64(k)/10)
-			pt := map[string]string{"scope": "wall", "source": "ipmi", "sensor": "psu"}
+			pt := map[string]string{"scope": "wall", "source": "ipmi", "sensor": "psu", "primary": "true"}
 			for k, v := range tags {
 				pt[k] = v
 			}
@@ -150,4 +160,197 @@ func TestReportAPI(t *testing.T) {
 	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil || resp.StatusCode != http.StatusBadRequest || !strings.Contains(body.Error, "nope") {
 		t.Errorf("bad parameter: %d %+v %v", resp.StatusCode, body, err)
 	}
+}
+
+// svgMarks is a parsed chart: its root's attributes and every element's.
+type svgMarks struct {
+	root  map[string]string
+	elems []map[string]string
+}
+
+func parseChart(t *testing.T, b []byte) svgMarks {
+	t.Helper()
+	dec := xml.NewDecoder(bytes.NewReader(b))
+	var m svgMarks
+	for {
+		tok, err := dec.Token()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("svg: %v\n%s", err, b)
+		}
+		if se, ok := tok.(xml.StartElement); ok {
+			attrs := map[string]string{"<": se.Name.Local}
+			for _, a := range se.Attr {
+				attrs[a.Name.Local] = a.Value
+			}
+			if m.root == nil {
+				m.root = attrs
+			}
+			m.elems = append(m.elems, attrs)
+		}
+	}
+	return m
+}
+
+// bars maps "category/series" to the data-value of each bar.
+func (m svgMarks) bars() map[string]string {
+	out := map[string]string{}
+	for _, e := range m.elems {
+		if slices.Contains(strings.Fields(e["class"]), "bar") {
+			out[e["data-category"]+"/"+e["data-series"]] = e["data-value"]
+		}
+	}
+	return out
+}
+
+// TestReportShareable: the report command's html, svg and png formats, over the same data as
+// its json, agree with it.
+func TestReportShareable(t *testing.T) {
+	t.Parallel()
+	s := influxtest.Start(t)
+	end := time.Now().UTC().Truncate(time.Hour).Add(-time.Hour)
+	writeFleet(t, s, end)
+	influxArgs := []string{"--influx-url", s.URL, "--influx-bucket", s.Bucket()}
+	run := func(args ...string) (int, []byte, string) {
+		var stdout, stderr bytes.Buffer
+		code := cli(t.Context(), append(args, influxArgs...), &stdout, &stderr)
+		return code, stdout.Bytes(), stderr.String()
+	}
+	from := end.Add(-3 * time.Hour).Format(time.RFC3339)
+	to := end.Add(time.Hour).Format(time.RFC3339)
+	if code, out, errOut := run("rollup", "--from", from, "--to", to); code != 0 {
+		t.Fatalf("rollup: %d %s %s", code, out, errOut)
+	}
+	rng := []string{"--from", from, "--to", to}
+	code, out, errOut := run(append([]string{"report", "--format", "json"}, rng...)...)
+	if code != 0 {
+		t.Fatalf("report json: %d %s", code, errOut)
+	}
+	var rep report.Report
+	if err := json.Unmarshal(out, &rep); err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Comparisons) != 1 || rep.Comparisons[0].USDPerBusyCoreYear == nil {
+		t.Fatalf("comparisons %+v", rep.Comparisons)
+	}
+	c := rep.Comparisons[0]
+
+	t.Run("html", func(t *testing.T) {
+		code, out, errOut := run(append([]string{"report", "--format", "html"}, rng...)...)
+		if code != 0 {
+			t.Fatalf("report html: %d %s", code, errOut)
+		}
+		page := string(out)
+		if m := regexp.MustCompile(`(?i)(src|href)\s*=|<script|<link|url\(|https?://`).FindAllString(page, -1); len(m) > 0 {
+			t.Errorf("not self-contained: %q", m)
+		}
+		// The headline, from the same numbers as the JSON.
+		head := strings.TrimPrefix(chart.Headline(c), c.Region+": ")
+		if !strings.Contains(page, `<strong>`+c.Region+`</strong>: `+html.EscapeString(head)) {
+			t.Errorf("no headline %q in\n%s", head, page)
+		}
+		d := c.USDPerBusyCoreYear
+		for _, want := range []string{
+			"$" + strconv.FormatFloat(d.ARM, 'f', 2, 64), "$" + strconv.FormatFloat(d.X86, 'f', 2, 64),
+			strconv.FormatFloat(math.Abs(100*d.RelDiff), 'f', 0, 64) + " % less per busy core",
+		} {
+			if !strings.Contains(head, want) {
+				t.Errorf("headline %q lacks %q (json: %+v)", head, want, *d)
+			}
+		}
+		for _, svg := range regexp.MustCompile(`(?s)<svg .*?</svg>`).FindAllString(page, -1) {
+			m := parseChart(t, []byte(svg))
+			if m.root["data-chart"] == chart.NameComparison {
+				want := map[string]string{
+					c.Region + "/ARM": strconv.FormatFloat(c.WPerBusyCore.ARM, 'g', -1, 64),
+					c.Region + "/x86": strconv.FormatFloat(c.WPerBusyCore.X86, 'g', -1, 64),
+				}
+				if got := m.bars(); !mapsEqual(got, want) {
+					t.Errorf("inline comparison bars %v, json %v", got, want)
+				}
+			}
+		}
+	})
+
+	t.Run("svg", func(t *testing.T) {
+		code, out, errOut := run(append([]string{"report", "--format", "svg", "--chart", "cost"}, rng...)...)
+		if code != 0 {
+			t.Fatalf("svg: %d %s", code, errOut)
+		}
+		m := parseChart(t, out)
+		want := map[string]string{
+			c.Region + "/ARM": strconv.FormatFloat(c.USDPerBusyCoreYear.ARM, 'g', -1, 64),
+			c.Region + "/x86": strconv.FormatFloat(c.USDPerBusyCoreYear.X86, 'g', -1, 64),
+		}
+		if m.root["data-chart"] != "cost" || m.root["data-points"] != "2" || !mapsEqual(m.bars(), want) {
+			t.Errorf("cost chart %v bars %v, want %v", m.root, m.bars(), want)
+		}
+		code, out, errOut = run(append([]string{"report", "--format", "svg", "--chart", "host", "--host", "x86-1"}, rng...)...)
+		if m := parseChart(t, out); code != 0 || m.root["data-chart"] != "host" || m.root["data-points"] == "0" {
+			t.Errorf("host chart: %d %s %v", code, errOut, m.root)
+		}
+	})
+
+	t.Run("png", func(t *testing.T) {
+		code, out, errOut := run(append([]string{"report", "--format", "png", "--chart", "curves"}, rng...)...)
+		if code != 0 {
+			t.Fatalf("png: %d %s", code, errOut)
+		}
+		img, err := png.Decode(bytes.NewReader(out))
+		if err != nil || img.Bounds().Dx() != 960 || img.Bounds().Dy() != 480 {
+			t.Errorf("png: %v", err)
+		}
+	})
+
+	t.Run("out", func(t *testing.T) {
+		dir := filepath.Join(t.TempDir(), "charts")
+		code, out, errOut := run(append([]string{"report", "--format", "svg", "--out", dir}, rng...)...)
+		if code != 0 {
+			t.Fatalf("--out: %d %s", code, errOut)
+		}
+		var listed []string
+		for _, name := range []string{"comparison", "cost", "curves", "footprint", "power"} {
+			path := filepath.Join(dir, name+".svg")
+			listed = append(listed, path)
+			b, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if m := parseChart(t, b); m.root["data-chart"] != name || m.root["data-points"] == "0" {
+				t.Errorf("%s: %v", path, m.root)
+			}
+		}
+		if got := strings.Fields(string(out)); !slices.Equal(got, listed) {
+			t.Errorf("listed %q, want %q", got, listed)
+		}
+	})
+
+	for _, args := range [][]string{
+		{"report", "--chart", "cost"},
+		{"report", "--format", "html", "--out", t.TempDir()},
+		{"report", "--format", "svg", "--chart", "nope"},
+		{"report", "--format", "svg", "--chart", "host"},
+		{"report", "--format", "png", "--host", "x86-1"},
+		{"report", "--format", "png", "--chart", "cost", "--out", t.TempDir()},
+		{"report", "--format", "svg", "--chart", "host", "--host", "no-such-host"},
+		{"report", "--format", "pdf"},
+	} {
+		if code, _, errOut := run(args...); code != 2 || errOut == "" {
+			t.Errorf("%v: code %d, stderr %q; want 2 with a message", args, code, errOut)
+		}
+	}
+}
+
+func mapsEqual(a, b map[string]string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if b[k] != v {
+			return false
+		}
+	}
+	return true
 }

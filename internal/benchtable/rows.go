@@ -49,6 +49,10 @@ const (
 	cpuidle     = "github.com/fleetwatt/fleetwatt/agent/internal/sensor/cpuidle"
 	footprint10 = "BenchmarkAgentFootprint/interval=10s"
 	footprint1  = "BenchmarkAgentFootprint/interval=1s"
+	pipeline    = "github.com/fleetwatt/fleetwatt/collector/internal/pipeline"
+	wal         = "github.com/fleetwatt/fleetwatt/collector/internal/wal"
+	report      = "github.com/fleetwatt/fleetwatt/collector/internal/report"
+	simulate    = "github.com/fleetwatt/fleetwatt/agent/internal/simulate"
 )
 
 // Rows is the table, in the order it is printed. Add a row here for a new figure: its
@@ -74,13 +78,17 @@ var Rows = []Row{
 	{ID: "agent.export.http.time", What: "one export over OTLP/HTTP, loopback endpoint included", Pkg: export, Bench: "BenchmarkExport/protocol=http/protobuf", Metric: "ns/op", Scale: 1e-3, Unit: "µs", Better: Lower},
 	{ID: "agent.cpuidle.1024", What: "cpuidle reading, 256 CPUs × 4 states", Pkg: cpuidle, Bench: "BenchmarkRead", Metric: "ns/op", Scale: 1e-6, Unit: "ms", Better: Lower},
 
-	// The collector. Placeholders: fill in Pkg and Bench (and Metric where it differs)
-	// when the benchmarks exist.
-	{ID: "collector.decode.points", What: "collector decode to points, per core", Metric: "points/s", Unit: "points/s", Target: 400_000, Better: Higher},
-	{ID: "collector.e2e.ratio", What: "collector into InfluxDB vs influxdb-client-go direct", Metric: "ratio", Unit: "ratio", Target: 0.9, Better: Higher},
-	{ID: "collector.wal.records", What: "WAL append with fsync, records", Metric: "records/s", Unit: "records/s", Better: Higher},
-	{ID: "collector.wal.bytes", What: "WAL append with fsync, bytes", Metric: "MB/s", Unit: "MB/s", Better: Higher},
-	{ID: "collector.report.latency", What: "report over 30 days × 2,000 hosts", Metric: "s/op", Unit: "s", Target: 1, Better: Lower},
-	{ID: "collector.plan.latency", What: "plan latency", Metric: "s/op", Unit: "s", Better: Lower},
-	{ID: "collector.rss.load", What: "collector RSS under a few-thousand-host load", Metric: "MB-rss", Unit: "MiB", Better: Lower},
+	// The collector. A point is an InfluxDB point (one line); an agent's export of one host is
+	// 11 OTLP data points folded into 4 points.
+	{ID: "collector.decode.points", What: "collector decode+convert to points, one core, 100 hosts per request", Pkg: pipeline, Bench: "BenchmarkDecode/hosts-per-request=100", Metric: "points/s", Unit: "points/s", Target: 400_000, Better: Higher},
+	{ID: "collector.decode.datapoints", What: "the same in OTLP data points", Pkg: pipeline, Bench: "BenchmarkDecode/hosts-per-request=100", Metric: "datapoints/s", Unit: "datapoints/s", Target: 400_000, Better: Higher},
+	{ID: "collector.decode.points.1", What: "collector decode+convert, one host per request", Pkg: pipeline, Bench: "BenchmarkDecode/hosts-per-request=1", Metric: "points/s", Unit: "points/s", Better: Higher},
+	{ID: "collector.e2e.ratio", What: "collector into InfluxDB vs influxdb-client-go direct, 100 hosts per request", Pkg: pipeline, Bench: "BenchmarkEndToEndVsDirect/hosts-per-request=100", Metric: "ratio", Unit: "ratio", Target: 0.9, Better: Higher},
+	{ID: "collector.e2e.points", What: "collector into InfluxDB, 100 hosts per request", Pkg: pipeline, Bench: "BenchmarkEndToEndVsDirect/hosts-per-request=100", Metric: "collector-points/s", Unit: "points/s", Better: Higher},
+	{ID: "collector.e2e.ratio.1", What: "the same ratio, one host per request", Pkg: pipeline, Bench: "BenchmarkEndToEndVsDirect/hosts-per-request=1", Metric: "ratio", Unit: "ratio", Better: Higher},
+	{ID: "collector.wal.records", What: "WAL append with fsync, 64 appenders, 8 KiB records", Pkg: wal, Bench: "BenchmarkAppend/appenders=64", Metric: "records/s", Unit: "records/s", Better: Higher},
+	{ID: "collector.wal.bytes", What: "WAL append with fsync, 64 appenders, bytes", Pkg: wal, Bench: "BenchmarkAppend/appenders=64", Metric: "MB/s", Unit: "MB/s", Better: Higher},
+	{ID: "collector.report.latency", What: "report over 30 days × 2,000 hosts (fetch + build)", Pkg: report, Bench: "BenchmarkReport30d/report", Metric: "s/report", Unit: "s", Target: 1, Better: Lower},
+	{ID: "collector.plan.latency", What: "plan over 30 days × 2,000 hosts", Pkg: report, Bench: "BenchmarkReport30d/plan", Metric: "s/plan", Unit: "s", Target: 1, Better: Lower},
+	{ID: "collector.rss.load", What: "collector peak RSS, 3,000 hosts every 10 s with its WAL", Pkg: simulate, Bench: "BenchmarkLoad", Metric: "MB-rss", Unit: "MiB", Better: Lower},
 }

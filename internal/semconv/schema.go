@@ -23,6 +23,11 @@ const (
 	// source: energy, CPU time, work, and the sums a power-curve fit needs. Written at the
 	// hour's start; computing it twice writes the same point.
 	MeasurementHostHour = "host_1h"
+	// MeasurementHostDay holds the daily rollup: the same tags and fields as
+	// MeasurementHostHour, each field the sum over the UTC day's hourly points, written at the
+	// day's start (00:00 UTC), so that a report over a month reads 30 points per host instead
+	// of 720.
+	MeasurementHostDay = "host_1d"
 	// MeasurementCPUIdle holds one point per host (and idle state) per interval from
 	// fleetwatt.cpu.idle_state.*: FieldIdleTime and FieldIdleUsage.
 	MeasurementCPUIdle = "cpuidle"
@@ -96,6 +101,11 @@ const (
 	FieldSumUP       = "sum_up"
 	FieldSumUUP      = "sum_uup"
 	FieldSumPP       = "sum_pp"
+	// FieldCost and FieldCO2e are the rollup's energy priced and turned into carbon with the
+	// host's region's factors (electricity price, grid carbon intensity, both times the PUE),
+	// so that InfluxQL can sum money and carbon without a join.
+	FieldCost = "cost_usd" // USD
+	FieldCO2e = "co2e_kg"  // kg CO2e
 
 	FieldIdleTime  = "time_s"       // s in the idle state over the interval, all CPUs
 	FieldIdleUsage = "usage"        // entries into the idle state over the interval, all CPUs

@@ -30,7 +30,7 @@ func TestSchemaDocumented(t *testing.T) {
 		FieldVirtual, MeasurementCPUIdle, MetricCPUFrequency, MetricCPUIdleTime, MetricCPUIdleUsage,
 		MetricRejected, AttrPrimary, AttrIdleState, AttrReason, AttrThreadsPerCore, AttrNominalHz,
 		AttrCPUCore, AttrVirtual, TagPrimary, TagIdleState, MetricWork, MeasurementWork, FieldOps,
-		FieldOpsTotal, SourceSimulator,
+		FieldOpsTotal, SourceSimulator, MeasurementHostHour, MeasurementHostDay, FieldCPUInterval, FieldSamples, FieldCost, FieldCO2e,
 		SourceRAPL, SourceHwmon, SourceACPI, SourceIPMI, SourceRedfish, SourceNVML, SourceModel,
 		MethodMeasured, MethodEstimated, InstrumentationScope,
 	}

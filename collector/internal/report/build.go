@@ -12,7 +12,8 @@ import (
 
 // Report is the efficiency report over a range. Its JSON form is documented in docs/report.md.
 type Report struct {
-	// From and To are the range covered, whole hours, UTC: [From, To).
+	// From and To are the range covered, UTC: [From, To), whole hours, or whole days for a
+	// range of 28 days or more (Range).
 	From time.Time `json:"from"`
 	To   time.Time `json:"to"`
 	// Hours is the number of hours in the range.
@@ -77,6 +78,11 @@ type Group struct {
 	// host's region has no factors.
 	USDPerCoreYear    *float64 `json:"usd_per_core_year"`
 	KgCO2ePerCoreYear *float64 `json:"kgco2_per_core_year"`
+	// CostUSD and CarbonKgCO2e are the electricity cost and carbon of the group's energy over
+	// the range: Σ_hosts energy (kWh) × the region's USD/kWh (or kg CO2e/kWh), PUE included.
+	// Nil when a host's region has no factors.
+	CostUSD      *float64 `json:"cost_usd"`
+	CarbonKgCO2e *float64 `json:"carbon_kgco2e"`
 }
 
 // Comparison is ARM against x86 in one region, on one power scope, at matched utilization.
@@ -98,7 +104,13 @@ type Comparison struct {
 	// OpsPerJoule compares operations per joule at AtUtil: higher is better. Nil unless
 	// both pools report work.
 	OpsPerJoule *Delta `json:"ops_per_joule"`
-	Note        string `json:"note,omitempty"`
+	// USDPerBusyCoreYear and KgCO2ePerBusyCoreYear compare the electricity cost and carbon
+	// of keeping one logical CPU busy for a year at AtUtil: WPerBusyCore × 8766 h / 1000 ×
+	// the region's USD/kWh (kg CO2e/kWh), PUE included. Both pools pay the region's price, so
+	// RelDiff and CI95 are those of WPerBusyCore. Nil when the region has no factors.
+	USDPerBusyCoreYear    *Delta `json:"usd_per_busy_core_year"`
+	KgCO2ePerBusyCoreYear *Delta `json:"kgco2e_per_busy_core_year"`
+	Note                  string `json:"note,omitempty"`
 }
 
 // Delta is one metric of a comparison.
@@ -180,7 +192,7 @@ func (g *Group) round() {
 	}
 	for _, v := range []*float64{
 		g.WPerBusyCore, g.IdleW, g.P50W, g.PeakW, g.IdleToPeak, g.OpsPerJoule,
-		g.OpsPerSecond, g.USDPerCoreYear, g.KgCO2ePerCoreYear,
+		g.OpsPerSecond, g.USDPerCoreYear, g.KgCO2ePerCoreYear, g.CostUSD, g.CarbonKgCO2e,
 	} {
 		roundPtr(v)
 	}
@@ -188,7 +200,7 @@ func (g *Group) round() {
 
 func (c *Comparison) round() {
 	roundPtr(c.AtUtil)
-	for _, d := range []*Delta{c.WPerBusyCore, c.OpsPerJoule} {
+	for _, d := range []*Delta{c.WPerBusyCore, c.OpsPerJoule, c.USDPerBusyCoreYear, c.KgCO2ePerBusyCoreYear} {
 		if d == nil {
 			continue
 		}
@@ -274,7 +286,7 @@ func group(hs []host, opts Options, unknownRegions map[string]bool) Group {
 	var busy, total, cores, busyCores, power, energy float64
 	var idle, p50, peak float64
 	var ops, opsEnergy, opsRate float64
-	var usd, kg float64
+	var usd, kg, usdRange, kgRange float64
 	factorsKnown := true
 	for _, h := range hs {
 		busy += h.Busy
@@ -299,6 +311,8 @@ func group(hs []host, opts Options, unknownRegions map[string]bool) Group {
 			kwhYear := h.power * HoursPerYear / 1000
 			usd += kwhYear * f.USDPerKWh()
 			kg += kwhYear * f.KgCO2ePerKWh()
+			usdRange += h.Energy / 3.6e6 * f.USDPerKWh()
+			kgRange += h.Energy / 3.6e6 * f.KgCO2ePerKWh()
 		} else {
 			factorsKnown = false
 			unknownRegions[h.Region] = true
@@ -327,6 +341,9 @@ func group(hs []host, opts Options, unknownRegions map[string]bool) Group {
 	if factorsKnown && cores > 0 {
 		g.USDPerCoreYear = ptr(usd / cores)
 		g.KgCO2ePerCoreYear = ptr(kg / cores)
+	}
+	if factorsKnown {
+		g.CostUSD, g.CarbonKgCO2e = ptr(usdRange), ptr(kgRange)
 	}
 	return g
 }

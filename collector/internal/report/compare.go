@@ -131,8 +131,11 @@ func compareRegion(region string, hs []host, opts Options) (Comparison, bool) {
 	resamples := cmp.Or(opts.Resamples, DefaultResamples)
 	hash := fnv.New64a()
 	hash.Write([]byte(region + "\x00" + c.Scope))
-	// The bootstrap needs a reproducible stream, not an unpredictable one.
-	rng := rand.New(rand.NewPCG(seed, hash.Sum64())) //nolint:gosec // G404: reproducibility is the point
+	stream := func() *rand.Rand {
+		// The bootstrap needs a reproducible stream, not an unpredictable one.
+		return rand.New(rand.NewPCG(seed, hash.Sum64())) //nolint:gosec // G404: reproducibility is the point
+	}
+	rng := stream()
 
 	// Watts per busy CPU at u: Σ P_h(u) / Σ u·cores_h.
 	wpb := func(hs []host) terms {
@@ -143,6 +146,16 @@ func compareRegion(region string, hs []host, opts Options) (Comparison, bool) {
 		return t
 	}
 	c.WPerBusyCore = delta(wpb(arm), wpb(x86), rng, resamples)
+	if f, ok := opts.Regions.Get(region); ok && c.WPerBusyCore != nil {
+		// A watt drawn all year costs 8766 h / 1000 × USD/kWh. The same price for both pools
+		// cancels in every ratio: the same resamples (a stream from the same seed) give
+		// the interval of WPerBusyCore, in money and carbon.
+		perYear := func(perKWh float64) *Delta {
+			return delta(wpb(arm).scaled(HoursPerYear/1000.0*perKWh), wpb(x86).scaled(HoursPerYear/1000.0*perKWh), stream(), resamples)
+		}
+		c.USDPerBusyCoreYear = perYear(f.USDPerKWh())
+		c.KgCO2ePerBusyCoreYear = perYear(f.KgCO2ePerKWh())
+	}
 
 	// Operations per joule at u: the host's work per busy CPU-second (ops / busy_s) times its
 	// busy CPUs at u, over its fitted power at u.
@@ -167,6 +180,15 @@ func compareRegion(region string, hs []host, opts Options) (Comparison, bool) {
 
 // terms are per-host numerators and denominators of a ratio of sums.
 type terms struct{ num, den []float64 }
+
+// scaled multiplies the numerators by k: the ratio in other units.
+func (t terms) scaled(k float64) terms {
+	s := terms{num: make([]float64, len(t.num)), den: t.den}
+	for i, v := range t.num {
+		s.num[i] = v * k
+	}
+	return s
+}
 
 func (t terms) ratio() float64 {
 	var n, d float64

@@ -147,6 +147,8 @@ func csvColumns() []column {
 		o("ops_per_second", func(g Group) *float64 { return g.OpsPerSecond }),
 		o("usd_per_core_year", func(g Group) *float64 { return g.USDPerCoreYear }),
 		o("kgco2_per_core_year", func(g Group) *float64 { return g.KgCO2ePerCoreYear }),
+		o("cost_usd", func(g Group) *float64 { return g.CostUSD }),
+		o("carbon_kgco2e", func(g Group) *float64 { return g.CarbonKgCO2e }),
 	}
 }
 
@@ -165,15 +167,15 @@ func plural(n int, one, many string) string {
 
 func pct(v float64) string { return fmt.Sprintf("%+.1f%%", 100*v) }
 
-// comparisonLines describes each comparison in a sentence or two.
-func comparisonLines(c Comparison) []string {
+// ComparisonLines describes a comparison in a sentence per metric, and its note.
+func ComparisonLines(c Comparison) []string {
 	if c.Scope == "" {
 		return []string{c.Note}
 	}
 	var lines []string
-	d := func(name, unit string, v *Delta, better string) {
+	d := func(name, unit string, v *Delta, better, missing string) {
 		if v == nil {
-			lines = append(lines, name+": not reported by both pools")
+			lines = append(lines, name+": "+missing)
 			return
 		}
 		s := fmt.Sprintf("%s: ARM %.3g vs x86 %.3g %s, ARM %s", name, v.ARM, v.X86, unit, pct(v.RelDiff))
@@ -182,15 +184,19 @@ func comparisonLines(c Comparison) []string {
 		}
 		lines = append(lines, s+"; "+better)
 	}
-	d("W per busy CPU", "W", c.WPerBusyCore, "lower is better")
-	d("ops per joule", "ops/J", c.OpsPerJoule, "higher is better")
+	const noWork, noFactors = "not reported by both pools", "no price or carbon factors for the region"
+	d("W per busy CPU", "W", c.WPerBusyCore, "lower is better", noWork)
+	d("ops per joule", "ops/J", c.OpsPerJoule, "higher is better", noWork)
+	d("electricity cost per busy CPU-year", "USD", c.USDPerBusyCoreYear, "lower is better", noFactors)
+	d("carbon per busy CPU-year", "kg CO2e", c.KgCO2ePerBusyCoreYear, "lower is better", noFactors)
 	if c.Note != "" {
 		lines = append(lines, c.Note)
 	}
 	return lines
 }
 
-func comparisonTitle(c Comparison) string {
+// ComparisonTitle says what a comparison compares: region, pools, scope, utilization.
+func ComparisonTitle(c Comparison) string {
 	if c.Scope == "" {
 		return c.Region + ": ARM vs x86"
 	}
@@ -207,30 +213,41 @@ func derefOr(v *float64, def float64) float64 {
 	return *v
 }
 
+// GroupTable is the groups as the table and markdown formats print them: a header with
+// units, a row of formatted cells per group, and how many leading columns are the group's keys
+// (text; the others are numbers).
+func GroupTable(rep *Report) (header []string, rows [][]string, keys int) {
+	cols := columns(rep.By)
+	header = make([]string, len(cols))
+	for i, c := range cols {
+		header[i] = c.header
+	}
+	for _, g := range rep.Groups {
+		row := make([]string, len(cols))
+		for i, c := range cols {
+			row[i] = c.value(g)
+		}
+		rows = append(rows, row)
+	}
+	return header, rows, keyColumns(rep.By)
+}
+
+// RangeLine says what range a report covers, in words.
+func RangeLine(rep *Report) string { return rangeLine(rep) }
+
 func writeTable(w io.Writer, rep *Report) error {
 	fmt.Fprintf(w, "fleetwatt efficiency report: %s\n\n", rangeLine(rep))
 	if len(rep.Groups) == 0 {
 		fmt.Fprintln(w, "no hosts")
 	} else {
-		cols := columns(rep.By)
-		cells := [][]string{make([]string, len(cols))}
-		for i, c := range cols {
-			cells[0][i] = c.header
-		}
-		for _, g := range rep.Groups {
-			row := make([]string, len(cols))
-			for i, c := range cols {
-				row[i] = c.value(g)
-			}
-			cells = append(cells, row)
-		}
-		writeAligned(w, cells, keyColumns(rep.By))
+		header, rows, keys := GroupTable(rep)
+		writeAligned(w, append([][]string{header}, rows...), keys)
 	}
 	if len(rep.Comparisons) > 0 {
 		fmt.Fprintln(w, "\nARM vs x86, per region, at matched utilization:")
 		for _, c := range rep.Comparisons {
-			fmt.Fprintf(w, "\n  %s\n", comparisonTitle(c))
-			for _, l := range comparisonLines(c) {
+			fmt.Fprintf(w, "\n  %s\n", ComparisonTitle(c))
+			for _, l := range ComparisonLines(c) {
 				fmt.Fprintf(w, "    %s\n", l)
 			}
 		}
@@ -308,30 +325,26 @@ func mdEscape(s string) string { return strings.ReplaceAll(s, "|", `\|`) }
 
 func writeMarkdown(w io.Writer, rep *Report) error {
 	fmt.Fprintf(w, "# fleetwatt efficiency report\n\n%s\n\n", rangeLine(rep))
-	cols := columns(rep.By)
-	head := make([]string, len(cols))
-	align := make([]string, len(cols))
-	keyCols := keyColumns(rep.By)
-	for i, c := range cols {
-		head[i] = c.header
+	head, rows, keyCols := GroupTable(rep)
+	align := make([]string, len(head))
+	for i := range head {
 		align[i] = "---:"
 		if i < keyCols {
 			align[i] = "---"
 		}
 	}
 	fmt.Fprintf(w, "| %s |\n|%s|\n", strings.Join(head, " | "), strings.Join(align, "|"))
-	for _, g := range rep.Groups {
-		row := make([]string, len(cols))
-		for i, c := range cols {
-			row[i] = mdEscape(c.value(g))
+	for _, row := range rows {
+		for i := range row {
+			row[i] = mdEscape(row[i])
 		}
 		fmt.Fprintf(w, "| %s |\n", strings.Join(row, " | "))
 	}
 	if len(rep.Comparisons) > 0 {
 		fmt.Fprint(w, "\n## ARM vs x86 at matched utilization\n\n")
 		for _, c := range rep.Comparisons {
-			fmt.Fprintf(w, "- **%s**\n", mdEscape(comparisonTitle(c)))
-			for _, l := range comparisonLines(c) {
+			fmt.Fprintf(w, "- **%s**\n", mdEscape(ComparisonTitle(c)))
+			for _, l := range ComparisonLines(c) {
 				fmt.Fprintf(w, "  - %s\n", mdEscape(l))
 			}
 		}

@@ -1,19 +1,21 @@
-// Package report computes fleetwatt's efficiency report from the hourly per-host rollups
-// (measurement host_1h, written by package rollup): per group of hosts (any of region, zone,
-// arch, cpu_model, scope), energy, power, utilization, watts per busy core, the idle and peak
-// power of fitted per-host power curves, work per joule, and cost and carbon per core-year;
-// and, per region, ARM against x86 at matched utilization with a bootstrap confidence interval
-// over hosts. docs/report.md defines every number; the JSON form is a contract.
+// Package report computes fleetwatt's efficiency report from the per-host rollups (the daily
+// host_1d and the hourly host_1h, written by package rollup): per group of hosts (any of
+// region, zone, arch, cpu_model, scope), energy, power, utilization, watts per busy core, the
+// idle and peak power of fitted per-host power curves, work per joule, and cost and carbon per
+// core-year; and, per region, ARM against x86 at matched utilization with a bootstrap
+// confidence interval over hosts. docs/report.md defines every number; the JSON form is a
+// contract.
 //
 // From Go:
 //
+//	from, to = report.Range(from, to) // whole hours, or whole days from 28 days on
 //	rows, err := report.Fetch(ctx, client, "fleetwatt/autogen", from, to)
 //	rep, err := report.Build(rows, report.Options{From: from, To: to, Regions: table})
 //	for _, g := range rep.Groups { ... }
 //
-// or report.Run, which does both. Fetch is the only I/O: one InfluxQL query that InfluxDB
-// aggregates to one row per host, scope and source, so a month of 2,000 hosts returns a few
-// thousand rows.
+// or report.Run, which does all three. Fetch is the only I/O: a few InfluxQL queries, the
+// range's whole UTC days from host_1d and the hours around them from host_1h, added up to one
+// row per host, scope and source, so a month of 2,000 hosts comes back as 2,000 rows.
 package report
 
 import (
@@ -84,74 +86,10 @@ type HostRow struct {
 	Curve       CurveSums
 }
 
-// Fetch reads the sums of the host_1h rollups in [from, to) per host, scope and source, with
-// one InfluxQL query aggregated by InfluxDB. bucket is "db" or "db/rp" (InfluxDB 1.8) or a
-// 2.x bucket with a DBRP mapping.
-func Fetch(ctx context.Context, q Querier, bucket string, from, to time.Time) ([]HostRow, error) {
-	db, rp, _ := strings.Cut(bucket, "/")
-	measurement := influxql.QuoteIdent(semconv.MeasurementHostHour)
-	if rp != "" {
-		measurement = influxql.QuoteIdent(rp) + "." + measurement
-	}
-	fields := []string{
-		semconv.FieldEnergy, semconv.FieldInterval, semconv.FieldBusy, semconv.FieldTotal,
-		semconv.FieldCPUInterval, semconv.FieldOps, semconv.FieldSamples,
-		semconv.FieldSumU, semconv.FieldSumUU, semconv.FieldSumUUU, semconv.FieldSumUUUU,
-		semconv.FieldSumP, semconv.FieldSumUP, semconv.FieldSumUUP, semconv.FieldSumPP,
-	}
-	sel := make([]string, len(fields))
-	for i, f := range fields {
-		sel[i] = fmt.Sprintf("sum(%s) AS %s", influxql.QuoteIdent(f), influxql.QuoteIdent(f))
-	}
-	tags := []string{
-		semconv.TagHost, semconv.TagRegion, semconv.TagZone, semconv.TagArch,
-		semconv.TagCPUModel, semconv.TagScope, semconv.TagSource,
-	}
-	group := make([]string, len(tags))
-	for i, t := range tags {
-		group[i] = influxql.QuoteIdent(t)
-	}
-	stmt := fmt.Sprintf("SELECT %s FROM %s WHERE time >= %d AND time < %d GROUP BY %s",
-		strings.Join(sel, ", "), measurement, from.UnixNano(), to.UnixNano(), strings.Join(group, ", "))
-	series, err := q.Query(ctx, db, stmt)
-	if err != nil {
-		return nil, fmt.Errorf("query rollups in %s: %w", bucket, err)
-	}
-	rows := make([]HostRow, 0, len(series))
-	for _, s := range series {
-		if len(s.Values) == 0 {
-			continue
-		}
-		v := func(name string) (float64, bool) {
-			i := slices.Index(s.Columns, name)
-			if i < 0 || i >= len(s.Values[0]) {
-				return 0, false
-			}
-			f, ok := s.Values[0][i].(float64)
-			return f, ok
-		}
-		get := func(name string) float64 { f, _ := v(name); return f }
-		r := HostRow{
-			Host: s.Tags[semconv.TagHost], Region: s.Tags[semconv.TagRegion], Zone: s.Tags[semconv.TagZone],
-			Arch: s.Tags[semconv.TagArch], CPUModel: s.Tags[semconv.TagCPUModel],
-			Scope: s.Tags[semconv.TagScope], Source: s.Tags[semconv.TagSource],
-			Energy: get(semconv.FieldEnergy), Interval: get(semconv.FieldInterval),
-			Busy: get(semconv.FieldBusy), Total: get(semconv.FieldTotal), CPUInterval: get(semconv.FieldCPUInterval),
-			Curve: CurveSums{
-				N: get(semconv.FieldSamples), U: get(semconv.FieldSumU), UU: get(semconv.FieldSumUU),
-				UUU: get(semconv.FieldSumUUU), UUUU: get(semconv.FieldSumUUUU), P: get(semconv.FieldSumP),
-				UP: get(semconv.FieldSumUP), UUP: get(semconv.FieldSumUUP), PP: get(semconv.FieldSumPP),
-			},
-		}
-		r.Ops, r.HasOps = v(semconv.FieldOps)
-		rows = append(rows, r)
-	}
-	return rows, nil
-}
-
 // Options configure Build.
 type Options struct {
-	// From and To are the range, whole hours (Run rounds them).
+	// From and To are the range: whole hours, or whole days from WholeDaysFrom on (Run
+	// widens them with Range).
 	From, To time.Time
 	// By lists the grouping keys (Keys); nil means DefaultBy.
 	By []string
@@ -196,14 +134,34 @@ func WholeHours(from, to time.Time) (time.Time, time.Time) {
 	return f, t
 }
 
-// Run fetches the rollups of [opts.From, opts.To), widened to whole hours, and builds the
-// report.
+// WholeDaysFrom is the length from which a report's range is widened to whole UTC days.
+const WholeDaysFrom = 28 * Day
+
+// Range returns the range a report over [from, to) covers: whole hours (WholeHours), or,
+// when that is WholeDaysFrom or longer, whole UTC days, from rounded down and to up to
+// 00:00 UTC. A long range is then read from the daily rollups alone, with no hourly edges
+// (Fetch), which is what keeps a month of 2,000 hosts under a second; it covers at most two
+// days minus two hours more than asked (7 % of 28 days), and the current day counts with
+// what is rolled up so far.
+func Range(from, to time.Time) (time.Time, time.Time) {
+	f, t := WholeHours(from, to)
+	if t.Sub(f) < WholeDaysFrom {
+		return f, t
+	}
+	f = f.Truncate(Day)
+	if d := t.Truncate(Day); d.Before(t) {
+		t = d.Add(Day)
+	}
+	return f, t
+}
+
+// Run fetches the rollups of [opts.From, opts.To), widened by Range, and builds the report.
 func Run(ctx context.Context, q Querier, bucket string, opts Options) (*Report, error) {
 	if !opts.From.Before(opts.To) {
 		return nil, fmt.Errorf("%w: from %s is not before to %s", ErrBadOptions,
 			opts.From.Format(time.RFC3339), opts.To.Format(time.RFC3339))
 	}
-	opts.From, opts.To = WholeHours(opts.From, opts.To)
+	opts.From, opts.To = Range(opts.From, opts.To)
 	rows, err := Fetch(ctx, q, bucket, opts.From, opts.To)
 	if err != nil {
 		return nil, err

@@ -263,3 +263,65 @@ func TestParse(t *testing.T) {
 		t.Errorf("ParseBy(host): %v", err)
 	}
 }
+
+// TestCostAndCarbon: the cost and carbon of a busy core-year are the watts per busy core
+// priced at the region's factors, with W's relative difference and interval (one price for
+// both pools); a group's cost and carbon over the range are its energy priced likewise.
+func TestCostAndCarbon(t *testing.T) {
+	t.Parallel()
+	opts := goldenOptions(t, nil)
+	rep, err := Build(goldenRows(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Both sides carry six significant digits.
+	rel := func(a, b float64) bool { return math.Abs(a-b) <= 1e-5*math.Max(math.Abs(a), math.Abs(b)) }
+	compared := 0
+	for _, c := range rep.Comparisons {
+		if c.WPerBusyCore == nil {
+			continue
+		}
+		f, ok := opts.Regions.Get(c.Region)
+		if !ok {
+			t.Fatalf("fixture region %s without factors", c.Region)
+		}
+		w := c.WPerBusyCore
+		for _, m := range []struct {
+			name   string
+			d      *Delta
+			perKWh float64
+		}{
+			{"usd", c.USDPerBusyCoreYear, f.USDPerKWh()},
+			{"kgco2e", c.KgCO2ePerBusyCoreYear, f.KgCO2ePerKWh()},
+		} {
+			if m.d == nil {
+				t.Fatalf("%s %s: nil", c.Region, m.name)
+			}
+			k := HoursPerYear / 1000.0 * m.perKWh
+			if !rel(m.d.ARM, w.ARM*k) || !rel(m.d.X86, w.X86*k) || !rel(m.d.RelDiff, w.RelDiff) || m.d.Resamples != w.Resamples {
+				t.Errorf("%s %s: %+v, want W per busy core %+v × %v", c.Region, m.name, *m.d, *w, k)
+			}
+			if (m.d.CI95 == nil) != (w.CI95 == nil) || m.d.CI95 != nil && (!rel(m.d.CI95[0], w.CI95[0]) || !rel(m.d.CI95[1], w.CI95[1])) {
+				t.Errorf("%s %s: interval %v, want W's %v", c.Region, m.name, m.d.CI95, w.CI95)
+			}
+		}
+		compared++
+	}
+	if compared != 2 {
+		t.Fatalf("%d comparisons with W per busy core, want 2", compared)
+	}
+	for _, g := range rep.Groups {
+		f, ok := opts.Regions.Get(g.Region)
+		if !ok {
+			if g.CostUSD != nil || g.CarbonKgCO2e != nil {
+				t.Errorf("%s: cost without factors", g.Region)
+			}
+			continue
+		}
+		// energy_kwh is rounded to six digits: compare at that precision.
+		within := func(a, b float64) bool { return math.Abs(a-b) <= 1e-5*math.Abs(b) }
+		if g.CostUSD == nil || !within(*g.CostUSD, g.EnergyKWh*f.USDPerKWh()) || !within(*g.CarbonKgCO2e, g.EnergyKWh*f.KgCO2ePerKWh()) {
+			t.Errorf("%s/%s: cost %v carbon %v for %v kWh", g.Region, g.Arch, g.CostUSD, g.CarbonKgCO2e, g.EnergyKWh)
+		}
+	}
+}

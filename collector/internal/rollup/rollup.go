@@ -1,6 +1,7 @@
 // Package rollup computes the collector's hourly per-host rollups (measurement host_1h) from
 // the raw power, cpu and work points, so that reports over months read one point per host,
-// scope and source per hour instead of 360.
+// scope and source per hour instead of 360, and the daily ones (host_1d) from the hourly, so
+// that they read one per day.
 //
 // A rollup point holds, for one host, one power scope and one source, over one hour:
 //
@@ -12,12 +13,20 @@
 //   - ops: Σ of the work points' ops (left out when the host reported no work);
 //   - samples, sum_u … sum_pp: the sums a least-squares power curve P(u) needs, over the
 //     intervals that have both power and cpu at the same timestamp, with
-//     P = Σ_sensors energy_j / interval_s (W) and u = busy_s / total_s (0..1).
+//     P = Σ_sensors energy_j / interval_s (W) and u = busy_s / total_s (0..1);
+//   - cost_usd, co2e_kg: the energy priced and turned into carbon with the host's region's
+//     factors (Roller.Regions; PUE included), so that dashboards sum money and carbon in
+//     InfluxQL, which cannot join the energy with a table of factors. Left out when the region
+//     is not in the table.
 //
 // The point's tags are the host's resource tags plus scope and source, its timestamp the
 // hour's start. Computing it twice (two collectors, a rerun after a backfill) writes the same
 // point: the sums run in a fixed order, and an hour without raw data writes nothing, so an
 // expired hour never overwrites a rollup with zeros.
+//
+// A daily point (Days) has the same tags and fields, each field the sum over the UTC day's
+// hourly points, and the day's start (00:00 UTC) as its timestamp. Rollup computes the days
+// of the hours it computes, so every writer of host_1h keeps host_1d in step.
 package rollup
 
 import (
@@ -32,6 +41,7 @@ import (
 
 	"github.com/influxdata/influxdb-client-go/v2/api/write"
 
+	"github.com/fleetwatt/fleetwatt/collector/internal/regions"
 	"github.com/fleetwatt/fleetwatt/internal/influxql"
 	"github.com/fleetwatt/fleetwatt/internal/semconv"
 )
@@ -67,6 +77,9 @@ type Roller struct {
 	log *slog.Logger
 	// HostBatch is the number of hosts per raw query; 0 means DefaultHostBatch.
 	HostBatch int
+	// Regions prices each point's energy and turns it into carbon (cost_usd, co2e_kg); the
+	// zero Table knows no region, and the points then have neither field.
+	Regions regions.Table
 }
 
 // New returns a Roller that reads and writes the bucket ("db" or "db/rp" on InfluxDB 1.8, the
@@ -76,23 +89,46 @@ func New(q Querier, w Writer, bucket string, log *slog.Logger) *Roller {
 	return &Roller{q: q, w: w, db: db, rp: rp, log: log}
 }
 
-// Stats says what one Rollup call did.
+// Stats says what one Rollup or Days call did.
 type Stats struct {
-	Hours  int // hours computed
-	Hosts  int // host-hours with power data
-	Points int // rollup points written
+	Hours     int // hours computed
+	Hosts     int // host-hours with power data
+	Points    int // hourly rollup points written
+	Days      int // days computed
+	DayPoints int // daily rollup points written
 }
 
-// Rollup computes the rollups of every whole hour that overlaps [from, to) (from is rounded
-// down and to up to the hour) and writes them. It works one hour and one batch of hosts at a
-// time, so its memory does not grow with the range or the fleet.
+// Rollup computes the hourly rollups of every whole hour that overlaps [from, to) (from is
+// rounded down and to up to the hour) and writes them, then the daily rollups of the days
+// those hours fall in (Days), so that host_1d always sums what host_1h holds. It works one
+// hour and one batch of hosts at a time, so its memory does not grow with the range or the
+// fleet.
 func (r *Roller) Rollup(ctx context.Context, from, to time.Time) (Stats, error) {
-	var st Stats
-	start := from.UTC().Truncate(time.Hour)
-	end := to.UTC().Truncate(time.Hour)
-	if end.Before(to) {
-		end = end.Add(time.Hour)
+	st, err := r.Hours(ctx, from, to)
+	if err != nil {
+		return st, err
 	}
+	start, end := wholeHours(from, to)
+	days, err := r.Days(ctx, start, end)
+	st.Days, st.DayPoints = days.Days, days.DayPoints
+	return st, err
+}
+
+// wholeHours widens [from, to) to whole hours (UTC): from down, to up.
+func wholeHours(from, to time.Time) (time.Time, time.Time) {
+	f := from.UTC().Truncate(time.Hour)
+	t := to.UTC().Truncate(time.Hour)
+	if t.Before(to) {
+		t = t.Add(time.Hour)
+	}
+	return f, t
+}
+
+// Hours computes and writes the hourly rollups of every whole hour that overlaps [from, to),
+// without the daily ones: Rollup is Hours, then Days.
+func (r *Roller) Hours(ctx context.Context, from, to time.Time) (Stats, error) {
+	var st Stats
+	start, end := wholeHours(from, to)
 	for h := start; h.Before(end); h = h.Add(time.Hour) {
 		if err := ctx.Err(); err != nil {
 			return st, err
@@ -176,6 +212,8 @@ type Sums struct {
 	HasCPU, HasOps           bool
 	N, U, UU, UUU, UUUU      float64 // samples, Σu, Σu², Σu³, Σu⁴
 	P, UP, UUP, PP           float64 // ΣP, ΣuP, Σu²P, ΣP² (W, W, W, W²)
+	CostUSD, CO2eKg          float64 // USD, kg CO2e of Energy, PUE included
+	HasCost                  bool
 	tags                     map[string]string
 	scope, source            string
 }
@@ -217,7 +255,23 @@ func (s *Sums) Fields() map[string]any {
 	if s.HasOps {
 		f[semconv.FieldOps] = s.Ops
 	}
+	if s.HasCost {
+		f[semconv.FieldCost] = s.CostUSD
+		f[semconv.FieldCO2e] = s.CO2eKg
+	}
 	return f
+}
+
+// Price sets the point's cost and carbon from its region's factors in t: the energy in kWh
+// times the price and the grid's intensity, both times the PUE. It does nothing when t does
+// not know the region.
+func (s *Sums) Price(t regions.Table) {
+	f, ok := t.Get(s.tags[semconv.TagRegion])
+	if !ok {
+		return
+	}
+	kwh := s.Energy / 3.6e6
+	s.CostUSD, s.CO2eKg, s.HasCost = kwh*f.USDPerKWh(), kwh*f.KgCO2ePerKWh(), true
 }
 
 func hostCond(hosts []string) string {
@@ -265,6 +319,7 @@ func (r *Roller) batch(ctx context.Context, h time.Time, hosts []string) ([]*wri
 	points := Compute(power, cpu, work)
 	out := make([]*write.Point, 0, len(points))
 	for _, s := range points {
+		s.Price(r.Regions)
 		t := s.Tags()
 		for k, v := range t {
 			if v == "" {

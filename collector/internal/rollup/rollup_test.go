@@ -13,6 +13,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"go.uber.org/goleak"
 
+	"github.com/fleetwatt/fleetwatt/collector/internal/regions"
 	"github.com/fleetwatt/fleetwatt/internal/influxql"
 )
 
@@ -129,4 +130,39 @@ func TestRunner(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestPrice: a point's energy is priced and turned into carbon with its region's factors, PUE
+// included; a region the table does not know gets neither field, and the zero table none.
+func TestPrice(t *testing.T) {
+	t.Parallel()
+	table, err := regions.Load("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	power := []influxql.Series{
+		powerSeries("h1", "wall", "ipmi", "psu", []any{1000.0, 3.6e6, 10.0}), // 1 kWh, region "r"
+	}
+	power[0].Tags["region"] = "cn-hangzhou"
+	other := powerSeries("h2", "wall", "ipmi", "psu", []any{1000.0, 7.2e6, 10.0}) // region "r": unknown
+	got := Compute(append(power, other), nil, nil)
+	for _, s := range got {
+		s.Price(table)
+	}
+	hz, _ := table.Get("cn-hangzhou")
+	f := got[0].Fields()
+	if want := hz.PriceUSDPerKWh * hz.PUE; math.Abs(f["cost_usd"].(float64)-want) > 1e-12 || math.Abs(want-0.117) > 1e-12 {
+		t.Errorf("cost of 1 kWh in cn-hangzhou: %v, want %v", f["cost_usd"], want)
+	}
+	if want := hz.GridGCO2ePerKWh * hz.PUE / 1000; math.Abs(f["co2e_kg"].(float64)-want) > 1e-12 || math.Abs(want-0.56170*1.3) > 1e-9 {
+		t.Errorf("carbon of 1 kWh in cn-hangzhou: %v kg, want %v", f["co2e_kg"], want)
+	}
+	if f := got[1].Fields(); f["cost_usd"] != nil || f["co2e_kg"] != nil {
+		t.Errorf("region r is in no table, yet %v", f)
+	}
+	again := Compute(power, nil, nil)
+	again[0].Price(regions.Table{})
+	if f := again[0].Fields(); f["cost_usd"] != nil {
+		t.Errorf("the zero table priced a point: %v", f)
+	}
 }

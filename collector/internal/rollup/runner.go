@@ -12,7 +12,9 @@ import (
 // reach their hour's rollup.
 const DefaultLookback = 3 * time.Hour
 
-// Func computes the rollups of [from, to); (*Roller).Rollup is one.
+// Func computes the rollups of [from, to); (*Roller).Rollup is one: the hours, then the days
+// they fall in, so that each run also recomputes today (and yesterday, for a run in the first
+// Lookback after midnight, UTC).
 type Func func(ctx context.Context, from, to time.Time) (Stats, error)
 
 // Runner runs a rollup every Every over the last Lookback. Start it once; Shutdown stops it
@@ -76,7 +78,7 @@ func (r *Runner) once(ctx context.Context) {
 		}
 		r.failures = 0
 		r.log.Debug("rollup done", "hours", st.Hours, "hosts", st.Hosts, "points", st.Points,
-			"duration", time.Since(start).String())
+			"days", st.Days, "day_points", st.DayPoints, "duration", time.Since(start).String())
 	}
 }
 
