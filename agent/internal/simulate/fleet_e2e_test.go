@@ -56,8 +56,9 @@ func TestFleetAccuracy(t *testing.T) {
 	collector, grpcAddr := startCollector(t, s)
 
 	// A day ending at a whole hour plus a bit, so that the report's 23 whole hours are
-	// entirely inside the backfill.
-	now := time.Now().UTC().Truncate(time.Hour).Add(30 * time.Minute)
+	// entirely inside the backfill; and in the past (30 to 90 minutes ago), since the
+	// collector refuses timestamps more than 10 minutes ahead of its clock.
+	now := time.Now().UTC().Add(-time.Hour).Truncate(time.Hour).Add(30 * time.Minute)
 	err = simulate.Run(context.Background(), simulate.Options{
 		Spec: spec, Seed: seed, Backfill: 24 * time.Hour, Interval: 5 * time.Minute,
 		Export: export.Options{Endpoint: "http://" + grpcAddr, Protocol: export.ProtocolGRPC},
