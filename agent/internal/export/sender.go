@@ -17,6 +17,8 @@ import (
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	"google.golang.org/grpc/credentials"
+
+	"github.com/fleetwatt/fleetwatt/internal/clientauth"
 )
 
 // Protocols, as OTEL_EXPORTER_OTLP_PROTOCOL spells them.
@@ -77,10 +79,10 @@ func NewExporter(ctx context.Context, opts Options) (sdkmetric.Exporter, error) 
 	}
 	var headers map[string]string
 	if opts.TokenFile != "" {
-		if plain && !loopback(u.Hostname()) {
+		if plain && !clientauth.Loopback(u.Hostname()) {
 			return nil, fmt.Errorf("endpoint %q: a bearer token would travel in clear over http://; use https://", opts.Endpoint)
 		}
-		tok, err := readToken(opts.TokenFile)
+		tok, err := clientauth.ReadToken(opts.TokenFile)
 		if err != nil {
 			return nil, err
 		}

@@ -2,12 +2,8 @@ package export
 
 import (
 	"crypto/tls"
-	"crypto/x509"
-	"errors"
-	"fmt"
-	"net"
-	"os"
-	"strings"
+
+	"github.com/fleetwatt/fleetwatt/internal/clientauth"
 )
 
 // TLSOptions say how the agent verifies the collector over https:// and, for mutual TLS,
@@ -30,57 +26,10 @@ func (o TLSOptions) set() bool { return o != TLSOptions{} }
 
 // clientConfig loads the files into a client TLS configuration.
 func (o TLSOptions) clientConfig() (*tls.Config, error) {
-	cfg := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: o.InsecureSkipVerify} //nolint:gosec // G402: only when the operator sets insecure_skip_verify
-	if o.CAFile != "" {
-		pem, err := os.ReadFile(o.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("tls ca file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("tls ca file %s holds no PEM certificate", o.CAFile)
-		}
-		cfg.RootCAs = pool
-	}
-	if (o.CertFile == "") != (o.KeyFile == "") {
-		return nil, errors.New("tls: cert file and key file go together: set both or neither")
-	}
-	if o.CertFile != "" {
-		cert, err := tls.LoadX509KeyPair(o.CertFile, o.KeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("tls: load client certificate %s and key %s: %w", o.CertFile, o.KeyFile, err)
-		}
-		cfg.Certificates = []tls.Certificate{cert}
-	}
-	return cfg, nil
-}
-
-// readToken reads a bearer token from a file: surrounding whitespace (the trailing newline
-// an editor or echo leaves) is dropped. Errors never contain the token.
-func readToken(path string) (string, error) {
-	b, err := os.ReadFile(path)
+	cfg, err := clientauth.TLSConfig(o.CAFile, o.CertFile, o.KeyFile)
 	if err != nil {
-		return "", fmt.Errorf("token file: %w", err)
+		return nil, err
 	}
-	tok := strings.TrimSpace(string(b))
-	if tok == "" {
-		return "", fmt.Errorf("token file %s is empty", path)
-	}
-	for _, c := range []byte(tok) {
-		// RFC 6750's b64token is printable ASCII; anything else cannot be a header value.
-		if c <= ' ' || c >= 0x7f {
-			return "", fmt.Errorf("token file %s: the token holds a space, control or non-ASCII character", path)
-		}
-	}
-	return tok, nil
-}
-
-// loopback reports whether host names this machine, where plaintext cannot be sniffed
-// on a network.
-func loopback(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
+	cfg.InsecureSkipVerify = o.InsecureSkipVerify //nolint:gosec // G402: only when the operator sets insecure_skip_verify
+	return cfg, nil
 }

@@ -32,15 +32,11 @@ import (
 	"compress/gzip"
 	"context"
 	"crypto/tls"
-	"crypto/x509"
-	"errors"
 	"fmt"
 	"io"
 	"mime"
-	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -48,6 +44,8 @@ import (
 	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
 	spb "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/fleetwatt/fleetwatt/internal/clientauth"
 )
 
 // MetricsPath is the OTLP/HTTP metrics path, appended to an endpoint without a path.
@@ -130,11 +128,11 @@ func NewClient(opts ClientOptions) (*Client, error) {
 		return nil, fmt.Errorf("forward: compression %q: want gzip or none", opts.Compression)
 	}
 	if opts.TokenFile != "" {
-		tok, err := readToken(opts.TokenFile)
+		tok, err := clientauth.ReadToken(opts.TokenFile)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("forward %w", err)
 		}
-		if u.Scheme != "https" && !loopback(u.Hostname()) {
+		if u.Scheme != "https" && !clientauth.Loopback(u.Hostname()) {
 			return nil, fmt.Errorf("forward: the token would cross the network in clear to %s: use an https:// endpoint", u.Host)
 		}
 		c.auth = "Bearer " + tok
@@ -325,57 +323,9 @@ func retryAfter(v string, now time.Time) time.Duration {
 
 // clientConfig loads the TLS files.
 func (t TLS) clientConfig() (*tls.Config, error) {
-	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
-	if t.CAFile != "" {
-		pem, err := os.ReadFile(t.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("forward tls ca file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("forward tls ca file %s holds no PEM certificate", t.CAFile)
-		}
-		cfg.RootCAs = pool
-	}
-	if (t.CertFile == "") != (t.KeyFile == "") {
-		return nil, errors.New("forward tls: cert file and key file go together: set both or neither")
-	}
-	if t.CertFile != "" {
-		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("forward tls: load client certificate %s and key %s: %w", t.CertFile, t.KeyFile, err)
-		}
-		cfg.Certificates = []tls.Certificate{cert}
+	cfg, err := clientauth.TLSConfig(t.CAFile, t.CertFile, t.KeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("forward %w", err)
 	}
 	return cfg, nil
-}
-
-// readToken reads a bearer token from a file, without surrounding whitespace. Errors never
-// contain the token.
-func readToken(path string) (string, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "", fmt.Errorf("forward token file: %w", err)
-	}
-	tok := strings.TrimSpace(string(b))
-	if tok == "" {
-		return "", fmt.Errorf("forward token file %s is empty", path)
-	}
-	for _, c := range []byte(tok) {
-		// RFC 6750's b64token is printable ASCII; anything else cannot be a header value.
-		if c <= ' ' || c >= 0x7f {
-			return "", fmt.Errorf("forward token file %s: the token holds a space, control or non-ASCII character", path)
-		}
-	}
-	return tok, nil
-}
-
-// loopback reports whether host names this machine, where plaintext cannot be sniffed on a
-// network.
-func loopback(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
