@@ -6,139 +6,31 @@ package e2e
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"fmt"
 	"math"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"sort"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/fleetwatt/fleetwatt/internal/fixture"
+	"github.com/fleetwatt/fleetwatt/internal/fleettest"
 	"github.com/fleetwatt/fleetwatt/internal/influxtest"
 )
 
-// binDir holds the binaries the tests build, once per package run.
-var binDir string
-
-// binaries builds fleetwatt-agent and fleetwatt-collector into binDir, once.
-var binaries = sync.OnceValue(func() error {
-	for _, b := range []struct{ name, pkg string }{
-		{"fleetwatt-agent", "github.com/fleetwatt/fleetwatt/agent"},
-		{"fleetwatt-collector", "github.com/fleetwatt/fleetwatt/collector"},
-	} {
-		cmd := exec.Command("go", "build", "-o", filepath.Join(binDir, b.name), b.pkg)
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("go build %s: %w\n%s", b.pkg, err, out)
-		}
-	}
-	return nil
-})
-
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "fleetwatt-e2e-bin-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	binDir = dir
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
-
-func binary(t *testing.T, name string) string {
-	t.Helper()
-	if err := binaries(); err != nil {
-		t.Fatal(err)
-	}
-	return filepath.Join(binDir, name)
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
-// process is a started binary whose output is kept for the failure message.
-type process struct {
-	cmd  *exec.Cmd
-	out  *syncBuffer
-	done chan error
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func start(t *testing.T, bin string, args ...string) *process {
-	t.Helper()
-	p := &process{cmd: exec.Command(bin, args...), out: &syncBuffer{}, done: make(chan error, 1)}
-	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", bin, err)
-	}
-	go func() { p.done <- p.cmd.Wait() }()
-	t.Cleanup(func() {
-		if p.cmd.ProcessState == nil {
-			_ = p.cmd.Process.Kill()
-			<-p.done //nolint:errcheck // a killed process exits with an error that says nothing
-		}
-		if t.Failed() {
-			t.Logf("output of %s:\n%s", filepath.Base(bin), p.out)
-		}
-	})
-	return p
-}
-
-// stop sends SIGTERM and waits for a clean exit.
-func (p *process) stop(t *testing.T) {
-	t.Helper()
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case err := <-p.done:
-		if err != nil {
-			t.Errorf("%s exited with %v", p.cmd.Path, err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Errorf("%s did not stop within 30s of SIGTERM", p.cmd.Path)
-	}
-}
+func TestMain(m *testing.M) { fleettest.Main(m) }
 
 // startCollector starts the collector writing into s and waits until it is ready.
-func startCollector(t *testing.T, s *influxtest.Server) (grpcAddr, httpAddr string, p *process) {
+func startCollector(t *testing.T, s *influxtest.Server) (grpcAddr, httpAddr string, p *fleettest.Process) {
 	t.Helper()
-	grpcAddr, httpAddr, listen := freeAddr(t), freeAddr(t), freeAddr(t)
-	p = start(t, binary(t, "fleetwatt-collector"),
+	grpcAddr, httpAddr, listen := fleettest.FreeAddr(t), fleettest.FreeAddr(t), fleettest.FreeAddr(t)
+	p = fleettest.Start(t, fleettest.Binary(t, fleettest.Collector),
 		"--influx-url", s.URL, "--influx-bucket", s.Bucket(),
 		"--otlp-grpc", grpcAddr, "--otlp-http", httpAddr, "--listen", listen)
 	deadline := time.Now().Add(30 * time.Second)
@@ -151,7 +43,7 @@ func startCollector(t *testing.T, s *influxtest.Server) (grpcAddr, httpAddr stri
 			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("collector not ready within 30s: %v\n%s", err, p.out)
+			t.Fatalf("collector not ready within 30s: %v\n%s", err, p.Output())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

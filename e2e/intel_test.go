@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/fleetwatt/fleetwatt/internal/fleettest"
 	"github.com/fleetwatt/fleetwatt/internal/influxtest"
 )
 
@@ -50,7 +51,7 @@ func TestIntelServerEndToEnd(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var procs []*process
+	var procs []*fleettest.Process
 	var cpus int
 	machines := map[string]*machine{}
 	for _, a := range agents {
@@ -59,17 +60,17 @@ func TestIntelServerEndToEnd(t *testing.T) {
 		wg := m.run(ctx, t)
 		defer wg.Wait()
 		cpus = m.cpus
-		procs = append(procs, start(t, binary(t, "fleetwatt-agent"),
+		procs = append(procs, fleettest.Start(t, fleettest.Binary(t, fleettest.Agent),
 			"--root", m.root, "--endpoint", a.endpoint, "--protocol", a.protocol,
 			"--interval", "2s", "--region", "cn-hangzhou", "--zone", "cn-hangzhou-h",
 			"--host-name", a.host))
 	}
 	time.Sleep(9 * time.Second) // four full intervals, then a partial one at shutdown
 	for _, p := range procs {
-		p.stop(t) // flushes the last, partial interval
+		p.Stop(t) // flushes the last, partial interval
 	}
 	cancel()
-	collector.stop(t) // every acknowledged batch is in InfluxDB by now
+	collector.Stop(t) // every acknowledged batch is in InfluxDB by now
 
 	for _, a := range agents {
 		t.Run(a.protocol, func(t *testing.T) {

@@ -12,10 +12,10 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/fleetwatt/fleetwatt/internal/fleettest"
 	"github.com/fleetwatt/fleetwatt/internal/influxtest"
 	"github.com/fleetwatt/fleetwatt/internal/promtext"
 	"github.com/fleetwatt/fleetwatt/internal/tlstest"
@@ -35,8 +35,8 @@ type region struct {
 	name, ns   string // cloud.region, network namespace
 	link       *link
 	client     *http.Client // reaches the regional collector's listener, from inside ns
-	collector  *process
-	fleet      *process
+	collector  *fleettest.Process
+	fleet      *fleettest.Process
 	sentExport int64 // from the fleet's summary
 	skipped    int64
 }
@@ -98,7 +98,7 @@ func TestPartition(t *testing.T) {
 	token("hangzhou-collector")
 	token("beijing-collector")
 	centralTokens := tokensFile("central-tokens.yaml", [2]string{"hangzhou-collector", "cn-hangzhou"}, [2]string{"beijing-collector", "cn-beijing"})
-	collector := binary(t, "fleetwatt-collector")
+	collector := fleettest.Binary(t, fleettest.Collector)
 	centralProc := startIn(t, central, nil, collector,
 		"--influx-url", s.URL, "--influx-bucket", s.Bucket(), "--wal-dir", filepath.Join(dir, "central-wal"),
 		"--otlp-grpc", "", "--otlp-http", "0.0.0.0:4318", "--listen", "127.0.0.1:8090", "--rollup-every", "0",
@@ -143,7 +143,7 @@ forward:
     utilization: {mean: 0.4}
 `, r.name, fleetHosts))
 		r.fleet = startIn(t, r.ns, []string{"OTEL_EXPORTER_OTLP_HEADERS=authorization=Bearer%20" + agentToken},
-			binary(t, "fleetwatt-agent"), "simulate", "--fleet", fleet, "--interval", "1s",
+			fleettest.Binary(t, fleettest.Agent), "simulate", "--fleet", fleet, "--interval", "1s",
 			"--endpoint", "http://127.0.0.1:4317", "--seed", strconv.Itoa(n))
 	}
 
@@ -213,35 +213,19 @@ forward:
 	if r := metric(t, b.client, "http://127.0.0.1:8090", "fleetwatt_collector_forward_retries_total"); r != 0 {
 		t.Errorf("region-b, never cut off, retried %v times", r)
 	}
-	for _, p := range append([]*process{centralProc}, a.collector, b.collector) {
-		p.stop(t)
+	for _, p := range append([]*fleettest.Process{centralProc}, a.collector, b.collector) {
+		p.Stop(t)
 	}
 	t.Logf("partition test took %s", time.Since(start).Round(time.Second))
 }
 
 // startIn starts bin in the network namespace ns, with env added to this process's, and
 // kills it at cleanup (`ip netns exec` execs bin, so the process is bin itself).
-func startIn(t *testing.T, ns string, env []string, bin string, args ...string) *process {
+func startIn(t *testing.T, ns string, env []string, bin string, args ...string) *fleettest.Process {
 	t.Helper()
-	argv := append([]string{"netns", "exec", ns, bin}, args...)
-	p := &process{cmd: exec.Command("ip", argv...), out: &syncBuffer{}, done: make(chan error, 1)}
-	p.cmd.Env = append(os.Environ(), env...)
-	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("start %s in %s: %v", bin, ns, err)
-	}
-	go func() { p.done <- p.cmd.Wait() }()
-	t.Cleanup(func() {
-		if p.cmd.ProcessState == nil {
-			_ = p.cmd.Process.Kill()
-			<-p.done //nolint:errcheck // a killed process exits with an error that says nothing
-		}
-		if t.Failed() {
-			t.Logf("output of %s %s in %s:\n%s", filepath.Base(bin), strings.Join(args, " "), ns, p.out)
-		}
-	})
-	return p
+	cmd := exec.Command("ip", append([]string{"netns", "exec", ns, bin}, args...)...)
+	cmd.Env = append(os.Environ(), env...)
+	return fleettest.StartCmd(t, cmd)
 }
 
 func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
@@ -255,7 +239,7 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 	}
 }
 
-func waitReady(t *testing.T, c *http.Client, base string, p *process) {
+func waitReady(t *testing.T, c *http.Client, base string, p *fleettest.Process) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
@@ -267,7 +251,7 @@ func waitReady(t *testing.T, c *http.Client, base string, p *process) {
 			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("collector not ready within 30s: %v\n%s", err, p.out)
+			t.Fatalf("collector not ready within 30s: %v\n%s", err, p.Output())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -342,16 +326,8 @@ func stopBetweenTicks(t *testing.T, s *influxtest.Server, r *region) {
 		next = next.Add(time.Second)
 	}
 	time.Sleep(time.Until(next))
-	_ = r.fleet.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case err := <-r.fleet.done:
-		if err != nil {
-			t.Fatalf("%s fleet exited with %v", r.name, err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatalf("%s fleet did not stop within 30s of SIGTERM", r.name)
-	}
-	out := r.fleet.out.String()
+	r.fleet.Stop(t)
+	out := r.fleet.Output()
 	m := sentExportsRe.FindStringSubmatch(out)
 	k := skippedTicksRe.FindStringSubmatch(out)
 	if m == nil || k == nil {

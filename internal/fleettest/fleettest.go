@@ -105,11 +105,18 @@ func (p *Process) Output() string { return p.out.String() }
 // Start starts bin with args, killed at the end of the test if still running.
 func Start(t testing.TB, bin string, args ...string) *Process {
 	t.Helper()
-	p := &Process{Cmd: exec.Command(bin, args...), out: &syncBuffer{}, done: make(chan error, 1)}
+	return StartCmd(t, exec.Command(bin, args...))
+}
+
+// StartCmd starts cmd (its Env and Dir as set, its output kept), killed at the end of the
+// test if still running.
+func StartCmd(t testing.TB, cmd *exec.Cmd) *Process {
+	t.Helper()
+	p := &Process{Cmd: cmd, out: &syncBuffer{}, done: make(chan error, 1)}
 	p.Cmd.Stdout, p.Cmd.Stderr = p.out, p.out
 	p.Cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := p.Cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", bin, err)
+		t.Fatalf("start %s: %v", strings.Join(cmd.Args, " "), err)
 	}
 	go func() { p.done <- p.Cmd.Wait() }()
 	t.Cleanup(func() {
@@ -118,7 +125,7 @@ func Start(t testing.TB, bin string, args ...string) *Process {
 			<-p.done //nolint:errcheck // a killed process exits with an error that says nothing
 		}
 		if t.Failed() {
-			t.Logf("output of %s %s:\n%s", filepath.Base(bin), strings.Join(args, " "), p.out)
+			t.Logf("output of %s:\n%s", strings.Join(cmd.Args, " "), p.out)
 		}
 	})
 	return p
